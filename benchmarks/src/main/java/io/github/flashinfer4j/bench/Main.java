@@ -1,0 +1,24 @@
+package io.github.flashinfer4j.bench;
+
+import java.util.Arrays;
+
+/** Entry point of benchmarks.jar: {@code demo} (default) or {@code jmh [JMH options]}. */
+public final class Main {
+  private Main() {}
+
+  public static void main(String[] args) throws Exception {
+    String cmd = args.length == 0 ? "demo" : args[0];
+    String[] rest = args.length == 0 ? new String[0] : Arrays.copyOfRange(args, 1, args.length);
+    switch (cmd) {
+      case "demo":
+        System.exit(Demo.run(rest));
+        break;
+      case "jmh":
+        org.openjdk.jmh.Main.main(rest);
+        break;
+      default:
+        System.err.println("usage: java -jar benchmarks.jar [demo [--cpu] | jmh [options]]");
+        System.exit(2);
+    }
+  }
+}

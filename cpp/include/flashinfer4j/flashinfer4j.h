@@ -1,0 +1,187 @@
+/*
+ * flashinfer4j C API: the only header the JavaCPP preset parses.
+ *
+ * Plain C. Every function returns an fi4j_status; on failure fi4j_last_error() (thread-local) holds a message
+ * naming the argument, the expected and the actual value. Device memory is typed void* so that no Java array
+ * overload can hand host memory to a kernel. Device -1 (FI4J_DEVICE_CPU) is the CPU reference backend: its
+ * "device" memory is host memory and its ops run the reference implementation.
+ */
+#ifndef FLASHINFER4J_H_
+#define FLASHINFER4J_H_
+
+#include <stdint.h>
+
+#if defined(FI4J_BUILDING_LIBRARY)
+#define FI4J_API __attribute__((visibility("default")))
+#else
+#define FI4J_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum fi4j_status {
+  FI4J_OK = 0,
+  FI4J_ERR_INVALID_ARGUMENT = 1,
+  FI4J_ERR_UNSUPPORTED = 2,
+  FI4J_ERR_CUDA = 3,
+  FI4J_ERR_NO_DEVICE = 4,
+  FI4J_ERR_OUT_OF_MEMORY = 5,
+  FI4J_ERR_INTERNAL = 6
+};
+
+enum fi4j_dtype {
+  FI4J_F16 = 0,
+  FI4J_BF16 = 1,
+  FI4J_F32 = 2,
+  FI4J_I32 = 3,
+  FI4J_U8 = 4,
+  FI4J_FP8_E4M3 = 5,
+  FI4J_FP8_E5M2 = 6
+};
+
+enum fi4j_pos_encoding { FI4J_POS_NONE = 0, FI4J_POS_ROPE_LLAMA = 1 };
+
+#define FI4J_DEVICE_CPU (-1)
+
+/* ---- library and devices ---- */
+
+/** Message of the last failed call on this thread ("" when none). */
+FI4J_API const char* fi4j_last_error(void);
+/** Library version as major*10000 + minor*100 + patch. */
+FI4J_API int fi4j_version(void);
+/** CUDA runtime version the library was built against (e.g. 13000). */
+FI4J_API int fi4j_cuda_runtime_version(void);
+/** Comma-separated CUDA architectures compiled into this build, e.g. "90". */
+FI4J_API const char* fi4j_cuda_architectures(void);
+/** Number of usable CUDA devices; 0 (and FI4J_OK) when there is no driver or no device. */
+FI4J_API int fi4j_device_count(int* count);
+/** Why no CUDA device is usable ("" when one is). */
+FI4J_API const char* fi4j_no_device_reason(void);
+
+typedef struct fi4j_device_info {
+  char name[256];
+  int major;
+  int minor;
+  int multiprocessor_count;
+  int64_t total_memory;
+  int64_t free_memory;
+} fi4j_device_info;
+
+FI4J_API int fi4j_get_device_info(int device, fi4j_device_info* info);
+
+/* ---- memory and streams ---- */
+
+/** Allocates bytes on the device (256-byte aligned); device -1 allocates host memory. */
+FI4J_API int fi4j_malloc(int device, int64_t bytes, void** out);
+FI4J_API int fi4j_free(int device, void* ptr);
+/** Synchronous copy between host (device -1) and/or device memory. */
+FI4J_API int fi4j_memcpy(int dst_device, void* dst, int src_device, const void* src, int64_t bytes);
+/** Copy on a stream (asynchronous when both sides are device memory or the host side is pinned). */
+FI4J_API int fi4j_memcpy_async(int dst_device, void* dst, int src_device, const void* src, int64_t bytes,
+                               void* stream);
+FI4J_API int fi4j_memset(int device, void* ptr, int value, int64_t bytes);
+/** Converts n host elements between F32 and F16/BF16/F32 (round to nearest even). */
+FI4J_API int fi4j_convert_host(const void* src, int src_dtype, void* dst, int dst_dtype, int64_t n);
+
+FI4J_API int fi4j_stream_create(int device, void** out);
+FI4J_API int fi4j_stream_destroy(int device, void* stream);
+FI4J_API int fi4j_stream_synchronize(int device, void* stream);
+FI4J_API int fi4j_device_synchronize(int device);
+
+/* ---- paged KV cache ---- */
+
+/**
+ * A paged KV cache and the page table over it. Strides are in elements; layouts NHD, HND and the combined
+ * K/V tensor are all expressed through page/token/head strides (V shares K's strides). Index arrays are int32
+ * in the memory of `device`. The library checks strides, sizes and alignment; the contents of the index arrays
+ * are checked here only for the CPU backend (host memory). For CUDA the caller validates them on the host
+ * (the Java PageTable does, before it uploads them), and the kernels still skip any page id outside
+ * [0, num_pages) rather than touch memory outside the cache.
+ */
+typedef struct fi4j_paged_kv {
+  const void* k;
+  const void* v;
+  int64_t page_stride;
+  int64_t token_stride;
+  int64_t head_stride;
+  int32_t num_pages;
+  int32_t page_size;
+  int32_t num_kv_heads;
+  int32_t head_dim;
+  int32_t dtype;
+  const void* kv_indptr;
+  const void* kv_indices;
+  const void* kv_last_page_len;
+  int32_t batch_size;
+  int32_t num_indices;
+} fi4j_paged_kv;
+
+/**
+ * Append: token n of keys/values [nnz, num_kv_heads, head_dim] goes to request batch_indices[n] at position
+ * positions[n] of the cache described by kv (whose k/v are written). Tokens outside their request's pages are
+ * never written (the CPU backend reports them as FI4J_ERR_INVALID_ARGUMENT; the Java API validates them on the
+ * host before either backend runs).
+ */
+typedef struct fi4j_append_args {
+  int32_t nnz;
+  const void* keys;
+  int64_t keys_stride_n;
+  int64_t keys_stride_h;
+  const void* values;
+  int64_t values_stride_n;
+  int64_t values_stride_h;
+  const void* batch_indices;
+  const void* positions;
+  fi4j_paged_kv kv;
+} fi4j_append_args;
+
+FI4J_API int fi4j_append_paged_kv(int device, const fi4j_append_args* args, void* stream);
+
+/* ---- decode ---- */
+
+/** Variant options shared by attention ops. sm_scale <= 0 means 1/sqrt(head_dim). */
+typedef struct fi4j_attention_options {
+  float sm_scale;
+  float logits_soft_cap;
+  int32_t window_left;
+  int32_t pos_encoding;
+  float rope_scale;
+  float rope_theta;
+} fi4j_attention_options;
+
+/**
+ * Batch decode over a paged cache: q and o are [batch, num_qo_heads, head_dim] with element strides;
+ * lse is [batch, num_qo_heads] float32 (base 2) or NULL. Single decode is the same call with
+ * kv.kv_indptr == NULL, batch 1, kv_len = single_kv_len and all tokens in page 0.
+ */
+typedef struct fi4j_decode_args {
+  int32_t num_qo_heads;
+  int32_t dtype;
+  const void* q;
+  int64_t q_stride_n;
+  int64_t q_stride_h;
+  void* o;
+  int64_t o_stride_n;
+  int64_t o_stride_h;
+  void* lse;
+  fi4j_paged_kv kv;
+  int32_t single_kv_len;
+  fi4j_attention_options options;
+} fi4j_decode_args;
+
+FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* args, void* stream);
+
+/**
+ * Checks a decode configuration against what this build can run on a device, without launching; FI4J_OK or
+ * FI4J_ERR_UNSUPPORTED with a message that names the unsupported part.
+ */
+FI4J_API int fi4j_decode_supported(int device, int32_t dtype, int32_t head_dim, int32_t num_qo_heads,
+                                   int32_t num_kv_heads);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FLASHINFER4J_H_ */

@@ -1,0 +1,266 @@
+// Attention and cache entry points: validate -> build kernel params -> dispatch to the CPU reference or CUDA.
+// This file is the one place that knows which configurations each backend runs.
+#include <cmath>
+#include <string>
+
+#include <cuda_runtime_api.h>
+
+#include "cpu_reference.h"
+#include "cuda_util.h"
+#include "fi4j/launch.h"
+#include "fi4j/params.h"
+#include "status.h"
+
+using namespace fi4j;
+
+namespace {
+
+bool is_cpu(int device) { return device == FI4J_DEVICE_CPU; }
+
+void check_device(int device) {
+  if (is_cpu(device)) return;
+  use_device(device);
+}
+
+bool cuda_head_dim_supported(int head_dim) { return head_dim == 64 || head_dim == 128 || head_dim == 256; }
+
+/// Throws UNSUPPORTED naming the part of a decode configuration this build cannot run on the device.
+void check_decode_supported(int device, int dtype, int head_dim, int num_qo_heads, int num_kv_heads) {
+  if (dtype != FI4J_F16 && dtype != FI4J_BF16)
+    throw Error(FI4J_ERR_UNSUPPORTED, std::string("dtype ") + dtype_name(dtype) +
+                                          " is not supported for attention (supported: F16, BF16)");
+  require(num_kv_heads > 0, "num_kv_heads", "> 0", num_kv_heads);
+  require(num_qo_heads > 0, "num_qo_heads", "> 0", num_qo_heads);
+  if (num_qo_heads % num_kv_heads != 0)
+    fail_arg("num_qo_heads", "a multiple of num_kv_heads (" + std::to_string(num_kv_heads) + ")", num_qo_heads);
+  if (is_cpu(device)) {
+    if (head_dim < 2 || head_dim > 1024 || head_dim % 2 != 0)
+      throw Error(FI4J_ERR_UNSUPPORTED, "head_dim " + std::to_string(head_dim) +
+                                            " is not supported by the CPU backend (even, 2..1024)");
+  } else if (!cuda_head_dim_supported(head_dim)) {
+    throw Error(FI4J_ERR_UNSUPPORTED, "head_dim " + std::to_string(head_dim) +
+                                          " is not supported by the CUDA backend (supported: 64, 128, 256)");
+  }
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+void check_ptr(const void* p, const char* name, bool needed, bool cuda) {
+  if (!needed) return;
+  if (!p) fail_arg(name, "non-null", "null");
+  if (cuda && !aligned16(p))
+    fail_arg(name, "16-byte aligned on the CUDA backend", "address % 16 = " + std::to_string(reinterpret_cast<uintptr_t>(p) % 16));
+}
+
+void check_stride(int64_t s, const char* name, bool cuda) {
+  require(s >= 0, name, ">= 0", s);
+  if (cuda && s % 8 != 0) require(false, name, "a multiple of 8 elements (16 bytes) on the CUDA backend", s);
+}
+
+/// Checks the contents of host index arrays: monotone indptr within the indices, page ids in range,
+/// last_page_len within 0..page_size (0 exactly when a request has no pages).
+void check_page_table_host(const PagedKv& kv, int64_t num_indices) {
+  const int32_t* indptr = kv.kv_indptr;
+  if (indptr[0] != 0) fail_arg("kv_indptr[0]", "0", indptr[0]);
+  for (int b = 0; b < kv.batch_size; ++b) {
+    if (indptr[b + 1] < indptr[b])
+      fail_arg("kv_indptr[" + std::to_string(b + 1) + "]", ">= kv_indptr[" + std::to_string(b) + "] (" +
+                                                               std::to_string(indptr[b]) + ")", indptr[b + 1]);
+    int last = kv.kv_last_page_len[b];
+    if (indptr[b + 1] == indptr[b]) {
+      if (last != 0) fail_arg("kv_last_page_len[" + std::to_string(b) + "]", "0 for a request with no pages", last);
+    } else if (last < 0 || last > kv.page_size) {
+      fail_arg("kv_last_page_len[" + std::to_string(b) + "]", "in [0, " + std::to_string(kv.page_size) + "]", last);
+    }
+  }
+  if (indptr[kv.batch_size] > num_indices)
+    fail_arg("kv_indptr[" + std::to_string(kv.batch_size) + "]",
+             "<= the number of page indices (" + std::to_string(num_indices) + ")", indptr[kv.batch_size]);
+  for (int64_t i = 0; i < indptr[kv.batch_size]; ++i)
+    if (kv.kv_indices[i] < 0 || kv.kv_indices[i] >= kv.num_pages)
+      fail_arg("kv_indices[" + std::to_string(i) + "]", "in [0, " + std::to_string(kv.num_pages) + ")",
+               kv.kv_indices[i]);
+}
+
+/// Validates a C paged-KV description and converts it; `writes` marks the append target.
+PagedKv make_paged_kv(int device, const fi4j_paged_kv& c, int dtype) {
+  const bool cuda = !is_cpu(device);
+  if (c.dtype != dtype)
+    fail_arg("kv.dtype", std::string("equal to the query dtype ") + dtype_name(dtype), dtype_name(c.dtype));
+  require(c.page_size >= 1, "kv.page_size", ">= 1", c.page_size);
+  require(c.num_pages >= 0, "kv.num_pages", ">= 0", c.num_pages);
+  require(c.num_kv_heads >= 1, "kv.num_kv_heads", ">= 1", c.num_kv_heads);
+  require(c.batch_size >= 0, "kv.batch_size", ">= 0", c.batch_size);
+  require(c.num_indices >= 0, "kv.num_indices", ">= 0", c.num_indices);
+  check_stride(c.page_stride, "kv.page_stride", cuda);
+  check_stride(c.token_stride, "kv.token_stride", cuda);
+  check_stride(c.head_stride, "kv.head_stride", cuda);
+  check_ptr(c.k, "kv.k", c.num_pages > 0, cuda);
+  check_ptr(c.v, "kv.v", c.num_pages > 0, cuda);
+  PagedKv kv{};
+  kv.k = c.k;
+  kv.v = c.v;
+  kv.page_stride = c.page_stride;
+  kv.token_stride = c.token_stride;
+  kv.head_stride = c.head_stride;
+  kv.num_pages = c.num_pages;
+  kv.page_size = c.page_size;
+  kv.num_kv_heads = c.num_kv_heads;
+  kv.head_dim = c.head_dim;
+  kv.kv_indptr = static_cast<const int32_t*>(c.kv_indptr);
+  kv.kv_indices = static_cast<const int32_t*>(c.kv_indices);
+  kv.kv_last_page_len = static_cast<const int32_t*>(c.kv_last_page_len);
+  kv.batch_size = c.batch_size;
+  kv.single_kv_len = 0;
+  return kv;
+}
+
+void check_page_table_pointers(const PagedKv& kv, int64_t num_indices) {
+  if (!kv.kv_indptr) fail_arg("kv.kv_indptr", "non-null", "null");
+  if (kv.batch_size > 0 && !kv.kv_last_page_len) fail_arg("kv.kv_last_page_len", "non-null", "null");
+  if (num_indices > 0 && !kv.kv_indices) fail_arg("kv.kv_indices", "non-null", "null");
+}
+
+AttentionVariant make_variant(const fi4j_attention_options& o, int head_dim) {
+  AttentionVariant v{};
+  if (!std::isfinite(o.sm_scale)) fail_arg("options.sm_scale", "finite", o.sm_scale);
+  v.sm_scale = o.sm_scale > 0.f ? o.sm_scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
+  if (!(o.logits_soft_cap >= 0.f) || !std::isfinite(o.logits_soft_cap))
+    fail_arg("options.logits_soft_cap", ">= 0 and finite (0 = off)", o.logits_soft_cap);
+  v.logits_soft_cap = o.logits_soft_cap;
+  v.window_left = o.window_left < 0 ? -1 : o.window_left;
+  if (o.pos_encoding != FI4J_POS_NONE && o.pos_encoding != FI4J_POS_ROPE_LLAMA)
+    fail_arg("options.pos_encoding", "NONE (0) or ROPE_LLAMA (1)", o.pos_encoding);
+  v.pos_encoding = static_cast<PosEncoding>(o.pos_encoding);
+  if (v.pos_encoding == PosEncoding::RopeLlama) {
+    if (!(o.rope_scale > 0.f) || !std::isfinite(o.rope_scale)) fail_arg("options.rope_scale", "> 0", o.rope_scale);
+    if (!(o.rope_theta > 0.f) || !std::isfinite(o.rope_theta)) fail_arg("options.rope_theta", "> 0", o.rope_theta);
+  }
+  v.rope_rcp_scale = o.rope_scale > 0.f ? 1.0f / o.rope_scale : 1.0f;
+  v.rope_theta = o.rope_theta > 0.f ? o.rope_theta : 1e4f;
+  return v;
+}
+
+void check_cuda_launch(cudaError_t err, const char* what) {
+  if (err == cudaErrorNotSupported)
+    throw Error(FI4J_ERR_UNSUPPORTED, std::string(what) + ": configuration not instantiated in this build");
+  check_cuda(err, what);
+}
+
+}  // namespace
+
+extern "C" {
+
+FI4J_API int fi4j_decode_supported(int device, int32_t dtype, int32_t head_dim, int32_t num_qo_heads,
+                                   int32_t num_kv_heads) {
+  return guarded([&] {
+    check_device(device);
+    check_decode_supported(device, dtype, head_dim, num_qo_heads, num_kv_heads);
+  });
+}
+
+FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* a, void* stream) {
+  return guarded([&] {
+    if (!a) fail_arg("args", "non-null", "null");
+    check_device(device);
+    const bool cuda = !is_cpu(device);
+    check_decode_supported(device, a->dtype, a->kv.head_dim, a->num_qo_heads, a->kv.num_kv_heads);
+    DecodeParams p{};
+    p.dtype = static_cast<DType>(a->dtype);
+    p.kv = make_paged_kv(device, a->kv, a->dtype);
+    p.num_qo_heads = a->num_qo_heads;
+    if (a->kv.kv_indptr == nullptr) {  // single-request mode
+      require(a->kv.batch_size == 1, "kv.batch_size", "1 in single-request mode (kv_indptr null)", a->kv.batch_size);
+      require(a->single_kv_len >= 0, "single_kv_len", ">= 0", a->single_kv_len);
+      require(a->single_kv_len <= a->kv.page_size, "single_kv_len", "<= kv.page_size in single-request mode",
+              a->single_kv_len);
+      p.kv.single_kv_len = a->single_kv_len;
+      check_ptr(a->kv.k, "kv.k", a->single_kv_len > 0, cuda);
+      check_ptr(a->kv.v, "kv.v", a->single_kv_len > 0, cuda);
+    } else {
+      check_page_table_pointers(p.kv, a->kv.num_indices);
+      if (!cuda) check_page_table_host(p.kv, a->kv.num_indices);
+    }
+    const int64_t batch = p.kv.batch_size;
+    check_ptr(a->q, "q", batch > 0, cuda);
+    check_ptr(a->o, "o", batch > 0, cuda);
+    check_stride(a->q_stride_n, "q_stride_n", cuda);
+    check_stride(a->q_stride_h, "q_stride_h", cuda);
+    check_stride(a->o_stride_n, "o_stride_n", cuda);
+    check_stride(a->o_stride_h, "o_stride_h", cuda);
+    p.q = a->q;
+    p.q_stride_n = a->q_stride_n;
+    p.q_stride_h = a->q_stride_h;
+    p.o = a->o;
+    p.o_stride_n = a->o_stride_n;
+    p.o_stride_h = a->o_stride_h;
+    p.lse = static_cast<float*>(a->lse);
+    p.variant = make_variant(a->options, a->kv.head_dim);
+    if (batch == 0) return;
+    if (!cuda) {
+      cpu::batch_decode(p);
+      return;
+    }
+    check_cuda_launch(launch_batch_decode(p, static_cast<cudaStream_t>(stream)), "batch decode launch");
+  });
+}
+
+FI4J_API int fi4j_append_paged_kv(int device, const fi4j_append_args* a, void* stream) {
+  return guarded([&] {
+    if (!a) fail_arg("args", "non-null", "null");
+    check_device(device);
+    const bool cuda = !is_cpu(device);
+    const int dtype = a->kv.dtype;
+    if (dtype_size(dtype) != 2)
+      throw Error(FI4J_ERR_UNSUPPORTED, std::string("append of dtype ") + dtype_name(dtype) +
+                                            " is not supported (supported: F16, BF16)");
+    if (cuda && !cuda_head_dim_supported(a->kv.head_dim))
+      throw Error(FI4J_ERR_UNSUPPORTED, "head_dim " + std::to_string(a->kv.head_dim) +
+                                            " is not supported by the CUDA backend (supported: 64, 128, 256)");
+    require(a->kv.head_dim >= 1, "kv.head_dim", ">= 1", a->kv.head_dim);
+    AppendParams p{};
+    p.dtype = static_cast<DType>(dtype);
+    p.kv = make_paged_kv(device, a->kv, dtype);
+    check_page_table_pointers(p.kv, a->kv.num_indices);
+    require(a->nnz >= 0, "nnz", ">= 0", a->nnz);
+    check_ptr(a->keys, "keys", a->nnz > 0, cuda);
+    check_ptr(a->values, "values", a->nnz > 0, cuda);
+    check_ptr(a->batch_indices, "batch_indices", a->nnz > 0, false);
+    check_ptr(a->positions, "positions", a->nnz > 0, false);
+    check_stride(a->keys_stride_n, "keys_stride_n", cuda);
+    check_stride(a->keys_stride_h, "keys_stride_h", cuda);
+    check_stride(a->values_stride_n, "values_stride_n", cuda);
+    check_stride(a->values_stride_h, "values_stride_h", cuda);
+    p.nnz = a->nnz;
+    p.keys = a->keys;
+    p.keys_stride_n = a->keys_stride_n;
+    p.keys_stride_h = a->keys_stride_h;
+    p.values = a->values;
+    p.values_stride_n = a->values_stride_n;
+    p.values_stride_h = a->values_stride_h;
+    p.batch_indices = static_cast<const int32_t*>(a->batch_indices);
+    p.positions = static_cast<const int32_t*>(a->positions);
+    p.k_cache = const_cast<void*>(a->kv.k);
+    p.v_cache = const_cast<void*>(a->kv.v);
+    if (p.nnz == 0) return;
+    if (!cuda) {
+      check_page_table_host(p.kv, a->kv.num_indices);
+      for (int n = 0; n < p.nnz; ++n) {
+        int b = p.batch_indices[n];
+        if (b < 0 || b >= p.kv.batch_size)
+          fail_arg("batch_indices[" + std::to_string(n) + "]", "in [0, " + std::to_string(p.kv.batch_size) + ")", b);
+        int pages = p.kv.kv_indptr[b + 1] - p.kv.kv_indptr[b];
+        long long len = pages == 0 ? 0 : static_cast<long long>(p.kv.page_size) * (pages - 1) + p.kv.kv_last_page_len[b];
+        if (p.positions[n] < 0 || p.positions[n] >= len)
+          fail_arg("positions[" + std::to_string(n) + "]",
+                   "in [0, " + std::to_string(len) + ") (the pages of request " + std::to_string(b) + ")",
+                   p.positions[n]);
+      }
+      cpu::append_paged_kv(p);
+      return;
+    }
+    check_cuda_launch(launch_append_paged_kv(p, static_cast<cudaStream_t>(stream)), "append launch");
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,32 @@
+package io.github.flashinfer4j;
+
+/**
+ * Where each appended token goes: request {@code batchIndices()[n]} at position {@code positions()[n]}. Made by
+ * {@link PagedKv#batchIndicesAndPositions(int[], int[])}. Arrays are copied in and out.
+ */
+public final class AppendPositions {
+  private final int[] batchIndices;
+  private final int[] positions;
+
+  public AppendPositions(int[] batchIndices, int[] positions) {
+    Checks.notNull(batchIndices, "batchIndices");
+    Checks.notNull(positions, "positions");
+    Checks.check(positions.length == batchIndices.length, "positions.length",
+        "batchIndices.length = " + batchIndices.length, positions.length);
+    this.batchIndices = batchIndices.clone();
+    this.positions = positions.clone();
+  }
+
+  public int[] batchIndices() {
+    return batchIndices.clone();
+  }
+
+  public int[] positions() {
+    return positions.clone();
+  }
+
+  /** Number of tokens. */
+  public int nnz() {
+    return batchIndices.length;
+  }
+}

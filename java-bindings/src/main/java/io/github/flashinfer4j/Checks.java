@@ -1,0 +1,48 @@
+package io.github.flashinfer4j;
+
+import java.util.Arrays;
+
+/** Argument checks shared by the ops; each failure names the argument, the expectation and the value. */
+final class Checks {
+  private Checks() {}
+
+  static void check(boolean ok, String name, String expected, Object actual) {
+    if (!ok) {
+      throw InvalidArgumentException.of(name, expected, actual);
+    }
+  }
+
+  static <T> T notNull(T value, String name) {
+    if (value == null) {
+      throw InvalidArgumentException.of(name, "non-null", "null");
+    }
+    return value;
+  }
+
+  static void open(Tensor t, String name) {
+    notNull(t, name);
+    if (!t.isOpen()) {
+      throw new IllegalStateException(name + " is closed: " + t);
+    }
+  }
+
+  static void dtype(Tensor t, String name, DType expected) {
+    check(t.dtype() == expected, name + ".dtype", expected.toString(), t.dtype());
+  }
+
+  static void device(Tensor t, String name, Device expected) {
+    check(t.device().equals(expected), name + ".device", expected.toString(), t.device());
+  }
+
+  static void shape(Tensor t, String name, long... expected) {
+    check(Arrays.equals(t.shape(), expected), name + ".shape", Arrays.toString(expected), Arrays.toString(t.shape()));
+  }
+
+  /** Last dimension contiguous, as every kernel assumes. */
+  static void lastDimContiguous(Tensor t, String name) {
+    if (t.dim() > 0 && t.size(t.dim() - 1) > 1) {
+      check(t.stride(t.dim() - 1) == 1, name + ".stride(" + (t.dim() - 1) + ")", "1 (last dim contiguous)",
+          t.stride(t.dim() - 1));
+    }
+  }
+}

@@ -1,0 +1,90 @@
+package io.github.flashinfer4j;
+
+import io.github.flashinfer4j.lowlevel.Fi4j;
+
+/**
+ * Decode attention for one request over plain (not paged) K/V tensors: q {@code [numQoHeads, headDim]}, k and v
+ * {@code [kvLen, numKvHeads, headDim]} (NHD) or {@code [numKvHeads, kvLen, headDim]} (HND), out like q, lse
+ * {@code [numQoHeads]} F32 or null. Same math as {@link BatchDecodeWithPagedKvCache} with one request.
+ */
+public final class SingleDecode {
+  private SingleDecode() {}
+
+  /** Runs with default options on the default stream. */
+  public static void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, KvLayout layout) {
+    run(q, k, v, out, lse, layout, AttentionOptions.defaults(), null);
+  }
+
+  public static void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, KvLayout layout,
+      AttentionOptions options, Stream stream) {
+    Checks.open(q, "q");
+    Checks.open(k, "k");
+    Checks.open(v, "v");
+    Checks.open(out, "out");
+    Checks.notNull(layout, "layout");
+    Checks.notNull(options, "options");
+    Device device = q.device();
+    Checks.check(q.dim() == 2, "q.dim()", "2 ([numQoHeads, headDim])", q.dim());
+    Checks.check(k.dim() == 3, "k.dim()",
+        layout == KvLayout.NHD ? "3 ([kvLen, numKvHeads, headDim])" : "3 ([numKvHeads, kvLen, headDim])", k.dim());
+    Checks.shape(v, "v", k.shape());
+    Checks.check(java.util.Arrays.equals(v.strides(), k.strides()), "v.strides",
+        "k.strides " + java.util.Arrays.toString(k.strides()), java.util.Arrays.toString(v.strides()));
+    Checks.shape(out, "out", q.shape());
+    DType dtype = q.dtype();
+    for (Tensor t : new Tensor[] {k, v, out}) {
+      Checks.dtype(t, t == k ? "k" : t == v ? "v" : "out", dtype);
+      Checks.device(t, t == k ? "k" : t == v ? "v" : "out", device);
+      Checks.lastDimContiguous(t, t == k ? "k" : t == v ? "v" : "out");
+    }
+    Checks.lastDimContiguous(q, "q");
+    int numQoHeads = Math.toIntExact(q.size(0));
+    int headDim = Math.toIntExact(q.size(1));
+    boolean nhd = layout == KvLayout.NHD;
+    long kvLen = k.size(nhd ? 0 : 1);
+    int numKvHeads = Math.toIntExact(k.size(nhd ? 1 : 0));
+    Checks.check(kvLen <= Integer.MAX_VALUE, "kvLen", "<= 2^31-1", kvLen);
+    Checks.check(k.size(2) == headDim, "k.size(2)", "q's head dim " + headDim, k.size(2));
+    Checks.check(numKvHeads >= 1, "numKvHeads", ">= 1", numKvHeads);
+    Checks.check(numQoHeads % numKvHeads == 0, "numQoHeads", "a multiple of numKvHeads = " + numKvHeads, numQoHeads);
+    if (lse != null) {
+      Checks.open(lse, "lse");
+      Checks.dtype(lse, "lse", DType.F32);
+      Checks.device(lse, "lse", device);
+      Checks.shape(lse, "lse", numQoHeads);
+    }
+    if (stream != null) {
+      Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
+    }
+    try (Fi4j.fi4j_decode_args args = new Fi4j.fi4j_decode_args()) {
+      args.num_qo_heads(numQoHeads)
+          .dtype(dtype.code())
+          .q(q.pointer())
+          .q_stride_n(numQoHeads * q.stride(0))
+          .q_stride_h(q.stride(0))
+          .o(out.pointer())
+          .o_stride_n(numQoHeads * out.stride(0))
+          .o_stride_h(out.stride(0))
+          .lse(lse == null ? null : lse.pointer())
+          .single_kv_len((int) kvLen);
+      args.kv()
+          .k(kvLen == 0 ? null : k.pointer())
+          .v(kvLen == 0 ? null : v.pointer())
+          .page_stride(0)
+          .token_stride(k.stride(nhd ? 0 : 1))
+          .head_stride(k.stride(nhd ? 1 : 0))
+          .num_pages(kvLen == 0 ? 0 : 1)
+          .page_size((int) Math.max(1, kvLen))
+          .num_kv_heads(numKvHeads)
+          .head_dim(headDim)
+          .dtype(dtype.code())
+          .kv_indptr(null)
+          .kv_indices(null)
+          .kv_last_page_len(null)
+          .batch_size(1)
+          .num_indices(0);
+      Decoding.fillOptions(args.options(), options);
+      Native.check(Fi4j.fi4j_batch_decode(device.code(), args, stream == null ? null : stream.pointer()));
+    }
+  }
+}

@@ -1,0 +1,117 @@
+package io.github.flashinfer4j.testing;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Optional;
+
+import org.junit.jupiter.api.Assumptions;
+
+/**
+ * Locates and reads the FlashInfer 0.2.5 golden files
+ * ({@code flashinfer-0.2.5-golden-{decode,prefill,merge}.safetensors}).
+ *
+ * <p>Lookup order:
+ * <ol>
+ *   <li>system property {@value #PROPERTY} (the GPU bundle sets it); if set, it must name an
+ *       existing folder, otherwise {@link #dir()} throws, so a misconfigured run fails instead of
+ *       skipping;</li>
+ *   <li>otherwise, starting at the working directory and walking up to the file-system root, the
+ *       first {@code <dir>/shared/golden/flashinfer-0.2.5} that exists (this also covers
+ *       {@code ../shared/golden/flashinfer-0.2.5}: from {@code /work/main/java-bindings} it finds
+ *       {@code /work/shared/golden/flashinfer-0.2.5}).</li>
+ * </ol>
+ *
+ * <p>Each file's {@code __metadata__} holds {@code "cases"}: a JSON object mapping a case name to
+ * its parameters; tensors are named {@code <case>.<field>} (e.g. {@code decode_gqa_bf16_d128_p16.q}).
+ */
+public final class GoldenCases {
+
+  /** System property naming the golden folder explicitly. */
+  public static final String PROPERTY = "flashinfer4j.golden";
+
+  /** Folder name of this golden set (also the FlashInfer version it came from). */
+  public static final String FOLDER = "flashinfer-0.2.5";
+
+  /** Relative location searched from the working directory and each of its ancestors. */
+  static final Path RELATIVE = Paths.get("shared", "golden", FOLDER);
+
+  private GoldenCases() {
+  }
+
+  /** The golden folder, or empty if it cannot be found. */
+  public static Optional<Path> dir() {
+    String prop = System.getProperty(PROPERTY);
+    if (prop != null && !prop.isBlank()) {
+      Path p = Paths.get(prop).toAbsolutePath().normalize();
+      if (!Files.isDirectory(p)) {
+        throw new IllegalStateException("-D" + PROPERTY + "=" + prop + " is not a directory");
+      }
+      return Optional.of(p);
+    }
+    for (Path d = Paths.get(System.getProperty("user.dir")).toAbsolutePath().normalize();
+        d != null; d = d.getParent()) {
+      Path candidate = d.resolve(RELATIVE);
+      if (Files.isDirectory(candidate)) {
+        return Optional.of(candidate);
+      }
+    }
+    return Optional.empty();
+  }
+
+  /**
+   * The golden file of one kind ({@code "decode"}, {@code "prefill"}, {@code "merge"}), or empty
+   * if the folder or the file is missing.
+   */
+  public static Optional<Path> file(String kind) {
+    return dir().map(d -> d.resolve(FOLDER + "-golden-" + kind + ".safetensors")).filter(Files::isRegularFile);
+  }
+
+  /**
+   * Opens the golden file of one kind, or aborts the calling test (JUnit assumption: reported as
+   * skipped) when it cannot be found.
+   */
+  public static Safetensors openOrSkip(String kind) throws IOException {
+    Optional<Path> f = file(kind);
+    Assumptions.assumeTrue(f.isPresent(), () -> "golden file '" + kind + "' not found (set -D" + PROPERTY
+        + " or provide shared/golden/" + FOLDER + " above the working directory)");
+    return Safetensors.open(f.get());
+  }
+
+  /**
+   * Parses the {@code cases} metadata: case name to parameters (JSON values: String, Long,
+   * Double, Boolean, null, List, Map), in file order. Unmodifiable.
+   */
+  public static Map<String, Map<String, Object>> cases(Safetensors f) {
+    String json = f.metadata().get("cases");
+    if (json == null) {
+      throw new IllegalArgumentException("no 'cases' metadata in " + f.source());
+    }
+    Map<String, Object> parsed;
+    try {
+      parsed = Json.parseObject(json);
+    } catch (Json.ParseException e) {
+      throw new IllegalArgumentException("bad 'cases' metadata in " + f.source() + ": " + e.getMessage(), e);
+    }
+    Map<String, Map<String, Object>> out = new LinkedHashMap<>();
+    for (Map.Entry<String, Object> e : parsed.entrySet()) {
+      if (!(e.getValue() instanceof Map)) {
+        throw new IllegalArgumentException("case " + e.getKey() + " in " + f.source()
+            + " is not an object but " + Json.typeName(e.getValue()));
+      }
+      @SuppressWarnings("unchecked")
+      Map<String, Object> params = (Map<String, Object>) e.getValue();
+      out.put(e.getKey(), Collections.unmodifiableMap(params));
+    }
+    return Collections.unmodifiableMap(out);
+  }
+
+  /** The tensor {@code <caseName>.<field>} of a golden file. */
+  public static Safetensors.Entry tensor(Safetensors f, String caseName, String field) {
+    return f.get(caseName + "." + field);
+  }
+}
