@@ -125,6 +125,8 @@ constexpr int min_blocks_per_sm() {
   return kRope ? 3 : 4;
 }
 
+/// Decode for one (request, KV head) per block: grid (batch_size, num_kv_heads), kThreads threads,
+/// smem_bytes<D, kRope>() of dynamic shared memory.
 template <typename T, int D, bool kSoftCap, bool kRope>
 __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
     batch_decode_kernel(const __grid_constant__ DecodeParams p) {

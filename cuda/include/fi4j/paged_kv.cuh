@@ -31,8 +31,8 @@ __device__ __forceinline__ bool page_in_range(const PagedKv& kv, int page_id) {
   return page_id >= 0 && page_id < kv.num_pages;
 }
 
-/// Division by a run-time divisor d >= 1 as a multiply-high and a shift (exact for 0 <= n < 2^31), for the
-/// token -> (page, slot) split on the per-tile path where a hardware-less integer division costs ~20 instructions.
+/// Division by a run-time divisor d >= 1 as a multiply-high, an add and a shift (exact for 0 <= n < 2^31): the
+/// token -> (page, slot) split sits on the per-tile path, where a plain integer division costs ~20 instructions.
 struct FastDivider {
   unsigned divisor;
   unsigned multiplier;

@@ -235,8 +235,10 @@ public final class Tensor implements AutoCloseable {
     check(dtype.isFloatingPoint(), "tensor dtype", "F16, BF16 or F32 for a float[] copy", dtype);
     check(data.length == numel(), "data.length", "equal to numel " + numel(), data.length);
     try (FloatPointer src = new FloatPointer(data)) {
-      if (dtype == DType.F32 || memory.device.isCpu()) {
+      if (memory.device.isCpu()) {  // host memory: convert in place
         Native.check(Fi4j.fi4j_convert_host(src, DType.F32.code(), Native.pointer(address), dtype.code(), data.length));
+      } else if (dtype == DType.F32) {
+        upload(src);
       } else {
         try (BytePointer staged = new BytePointer(byteSize())) {
           Native.check(Fi4j.fi4j_convert_host(src, DType.F32.code(), staged, dtype.code(), data.length));
