@@ -100,8 +100,8 @@ class ValidationTest {
 
   @Test
   void decodePlanAndRun() {
+    PageTable table = PageTable.contiguous(cpu, 16, new int[] {5, 0, 17});
     try (BatchDecodeWithPagedKvCache dec = new BatchDecodeWithPagedKvCache(cpu);
-        PageTable table = PageTable.contiguous(cpu, 16, new int[] {5, 0, 17});
         PagedKvCache cache = PagedKvCache.allocate(cpu, DType.BF16, KvLayout.NHD, 3, 16, 2, 64);
         Tensor q = Tensor.zeros(cpu, DType.BF16, 3, 8, 64);
         Tensor out = Tensor.empty(cpu, DType.BF16, 3, 8, 64);
