@@ -17,12 +17,53 @@ namespace {
 
 bool is_cpu(int device) { return device == FI4J_DEVICE_CPU; }
 
+
+bool cuda_head_dim_supported(int head_dim) { return head_dim == 64 || head_dim == 128 || head_dim == 256; }
+
+/// Whether code built for the architectures in FI4J_CUDA_ARCHITECTURES ("80", "90", "90a", "100-real", ...)
+/// can run on compute capability cc (major*10+minor): plain entries carry PTX and run on cc >= arch; "a"
+/// (architecture-specific) entries run on exactly that cc.
+bool arch_runs_on(int cc) {
+  const std::string list = fi4j_cuda_architectures();
+  size_t pos = 0;
+  while (pos < list.size()) {
+    size_t end = list.find(',', pos);
+    if (end == std::string::npos) end = list.size();
+    const std::string entry = list.substr(pos, end - pos);
+    pos = end + 1;
+    int arch = 0;
+    size_t i = 0;
+    while (i < entry.size() && entry[i] >= '0' && entry[i] <= '9') arch = arch * 10 + (entry[i++] - '0');
+    if (arch == 0) continue;
+    const bool specific = i < entry.size() && entry[i] == 'a';
+    if (specific ? cc == arch : cc >= arch) return true;
+  }
+  return false;
+}
+
+/// Throws UNSUPPORTED when this build has no code for the device's architecture (e.g. the sm90 jar on an A100).
+void check_arch(int device) {
+  static thread_local int checked_device = -2;
+  if (checked_device == device) return;
+  int major = 0, minor = 0;
+  check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
+  check_cuda(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), "cudaDeviceGetAttribute");
+  const int cc = major * 10 + minor;
+  if (!arch_runs_on(cc))
+    throw Error(FI4J_ERR_UNSUPPORTED, "this build of flashinfer4j has kernels for CUDA architectures " +
+                                          std::string(fi4j_cuda_architectures()) + ", which cannot run on device " +
+                                          std::to_string(device) + " of compute capability " + std::to_string(major) +
+                                          "." + std::to_string(minor) +
+                                          ": use the natives jar of its architecture (classifier linux-x86_64-sm" +
+                                          std::to_string(cc >= 100 ? 100 : cc >= 90 ? 90 : cc >= 89 ? 89 : 80) + ")");
+  checked_device = device;
+}
+
 void check_device(int device) {
   if (is_cpu(device)) return;
   use_device(device);
+  check_arch(device);
 }
-
-bool cuda_head_dim_supported(int head_dim) { return head_dim == 64 || head_dim == 128 || head_dim == 256; }
 
 /// Throws UNSUPPORTED naming the part of a decode configuration this build cannot run on the device.
 void check_decode_supported(int device, int dtype, int head_dim, int num_qo_heads, int num_kv_heads) {
