@@ -1,0 +1,110 @@
+package io.github.flashinfer4j.bench;
+
+import io.github.flashinfer4j.BatchDecodeWithPagedKvCache;
+import io.github.flashinfer4j.DType;
+import io.github.flashinfer4j.Device;
+import io.github.flashinfer4j.KvLayout;
+import io.github.flashinfer4j.PageTable;
+import io.github.flashinfer4j.PagedKvCache;
+import io.github.flashinfer4j.Tensor;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * Host-side cost of the decode API (JMH): building a page table for 256 requests, planning, and a run() whose
+ * kernel work is nil (every request empty), so that what is measured is validation plus the native call.
+ * Runs on the CPU backend anywhere and on CUDA with {@code -p device=cuda}.
+ */
+@State(Scope.Thread)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
+public class HostOverheadBenchmark {
+  @Param({"cpu"})
+  public String device;
+
+  private Device dev;
+  private int[] indptr;
+  private int[] indices;
+  private int[] last;
+  private int[] emptyIndptr;
+  private PageTable table;
+  private PageTable emptyTable;
+  private PagedKvCache cache;
+  private Tensor q;
+  private Tensor out;
+  private BatchDecodeWithPagedKvCache decode;
+  private BatchDecodeWithPagedKvCache decodeEmpty;
+
+  @Setup(Level.Trial)
+  public void setUp() {
+    dev = device.equals("cuda") ? Device.cuda(0) : Device.cpu();
+    int batch = 256;
+    indptr = new int[batch + 1];
+    last = new int[batch];
+    for (int b = 0; b < batch; b++) {
+      indptr[b + 1] = indptr[b] + 1 + b % 64;  // 1..64 pages of 16 tokens
+      last[b] = 1 + b % 16;
+    }
+    indices = new int[indptr[batch]];
+    for (int i = 0; i < indices.length; i++) {
+      indices[i] = i;
+    }
+    emptyIndptr = new int[batch + 1];
+    table = PageTable.of(dev, 16, indptr, indices, last);
+    emptyTable = PageTable.of(dev, 16, emptyIndptr, new int[0], new int[batch]);
+    cache = PagedKvCache.allocate(dev, DType.BF16, KvLayout.NHD, 16, 16, 8, 128);
+    q = Tensor.zeros(dev, DType.BF16, batch, 32, 128);
+    out = Tensor.empty(dev, DType.BF16, batch, 32, 128);
+    decode = new BatchDecodeWithPagedKvCache(dev);
+    decodeEmpty = new BatchDecodeWithPagedKvCache(dev);
+    decodeEmpty.plan(emptyTable, 32, 8, 128, 16, DType.BF16);
+  }
+
+  @TearDown(Level.Trial)
+  public void tearDown() {
+    decode.close();
+    decodeEmpty.close();
+    out.close();
+    q.close();
+    cache.close();
+    emptyTable.close();
+    table.close();
+  }
+
+  /** Validating and uploading a 256-request page table (8,320 pages). */
+  @Benchmark
+  public PageTable pageTable256() {
+    try (PageTable t = PageTable.of(dev, 16, indptr, indices, last)) {
+      return t;
+    }
+  }
+
+  /** plan() for 256 requests. */
+  @Benchmark
+  public BatchDecodeWithPagedKvCache plan256() {
+    decode.plan(table, 32, 8, 128, 16, DType.BF16);
+    return decode;
+  }
+
+  /** run() from Java to the (empty) launch: argument checks, descriptor fill, JNI call. */
+  @Benchmark
+  public BatchDecodeWithPagedKvCache runEmptyBatch256() {
+    decodeEmpty.run(q, cache, out, null);
+    return decodeEmpty;
+  }
+}
