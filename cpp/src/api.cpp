@@ -164,7 +164,12 @@ FI4J_API int fi4j_free(int device, void* ptr) {
   });
 }
 
-FI4J_API int fi4j_memcpy(int dst_device, void* dst, int src_device, const void* src, int64_t bytes) {
+}  // extern "C"
+
+namespace {
+/// Copies between host (device -1) and device memory; synchronous unless `async` (then on `stream`).
+int copy_bytes(int dst_device, void* dst, int src_device, const void* src, int64_t bytes, bool async,
+               void* stream) {
   return guarded([&] {
     require(bytes >= 0, "bytes", ">= 0", bytes);
     if (bytes == 0) return;
@@ -175,26 +180,24 @@ FI4J_API int fi4j_memcpy(int dst_device, void* dst, int src_device, const void* 
       return;
     }
     use_device(dst_device != FI4J_DEVICE_CPU ? dst_device : src_device);
-    check_cuda(cudaMemcpy(dst, src, static_cast<size_t>(bytes), cudaMemcpyDefault), "cudaMemcpy");
+    const size_t n = static_cast<size_t>(bytes);
+    if (async)
+      check_cuda(cudaMemcpyAsync(dst, src, n, cudaMemcpyDefault, static_cast<cudaStream_t>(stream)), "cudaMemcpyAsync");
+    else
+      check_cuda(cudaMemcpy(dst, src, n, cudaMemcpyDefault), "cudaMemcpy");
   });
+}
+}  // namespace
+
+extern "C" {
+
+FI4J_API int fi4j_memcpy(int dst_device, void* dst, int src_device, const void* src, int64_t bytes) {
+  return copy_bytes(dst_device, dst, src_device, src, bytes, false, nullptr);
 }
 
 FI4J_API int fi4j_memcpy_async(int dst_device, void* dst, int src_device, const void* src, int64_t bytes,
                                void* stream) {
-  return guarded([&] {
-    require(bytes >= 0, "bytes", ">= 0", bytes);
-    if (bytes == 0) return;
-    if (!dst) fail_arg("dst", "non-null", "null");
-    if (!src) fail_arg("src", "non-null", "null");
-    if (dst_device == FI4J_DEVICE_CPU && src_device == FI4J_DEVICE_CPU) {
-      std::memmove(dst, src, static_cast<size_t>(bytes));
-      return;
-    }
-    use_device(dst_device != FI4J_DEVICE_CPU ? dst_device : src_device);
-    check_cuda(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), cudaMemcpyDefault,
-                               static_cast<cudaStream_t>(stream)),
-               "cudaMemcpyAsync");
-  });
+  return copy_bytes(dst_device, dst, src_device, src, bytes, true, stream);
 }
 
 FI4J_API int fi4j_memset(int device, void* ptr, int value, int64_t bytes) {
