@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cpu_reference.h"
+#include "decode_plan.h"
 #include "cuda_util.h"
 #include "fi4j/launch.h"
 #include "fi4j/params.h"
@@ -237,12 +238,76 @@ FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* a, void* stre
     p.o_stride_h = a->o_stride_h;
     p.lse = static_cast<float*>(a->lse);
     p.variant = make_variant(a->options, a->kv.head_dim);
+    require(a->path == FI4J_PATH_CUDA_CORES || a->path == FI4J_PATH_TENSOR_CORES, "path",
+            "CUDA_CORES (0) or TENSOR_CORES (1) (a planned path)", a->path);
+    require(a->num_work >= 0, "num_work", ">= 0", a->num_work);
+    p.path = static_cast<DecodePath>(a->path);
+    if (a->num_work > 0 && cuda) {
+      if (a->kv.kv_indptr == nullptr) fail_arg("num_work", "0 in single-request mode", a->num_work);
+      const DecodeWorkspaceLayout l = decode_workspace_layout(a->num_work, batch, a->num_qo_heads, a->kv.head_dim);
+      check_ptr(a->workspace, "workspace", true, true);
+      require(a->workspace_bytes >= l.total, "workspace_bytes",
+              ">= " + std::to_string(l.total) + " for the plan's " + std::to_string(a->num_work) + " work items",
+              a->workspace_bytes);
+      char* ws = static_cast<char*>(a->workspace);
+      p.work.request = reinterpret_cast<const int32_t*>(ws + l.request);
+      p.work.kv_start = reinterpret_cast<const int32_t*>(ws + l.kv_start);
+      p.work.kv_end = reinterpret_cast<const int32_t*>(ws + l.kv_end);
+      p.work.merge_indptr = reinterpret_cast<const int32_t*>(ws + l.merge_indptr);
+      p.work.num_work = a->num_work;
+      p.work.partial_o = reinterpret_cast<float*>(ws + l.partial_o);
+      p.work.partial_lse = reinterpret_cast<float*>(ws + l.partial_lse);
+    }
     if (batch == 0) return;
     if (!cuda) {
       cpu::batch_decode(p);
       return;
     }
     check_cuda_launch(launch_batch_decode(p, static_cast<cudaStream_t>(stream)), "batch decode launch");
+  });
+}
+
+FI4J_API int64_t fi4j_decode_workspace_bytes(int32_t max_work, int32_t batch_size, int32_t num_qo_heads,
+                                             int32_t head_dim) {
+  if (max_work < 0 || batch_size < 0 || num_qo_heads < 0 || head_dim < 0) return -1;
+  return decode_workspace_layout(max_work, batch_size, num_qo_heads, head_dim).total;
+}
+
+FI4J_API int fi4j_batch_decode_plan(int device, fi4j_decode_plan* plan, void* workspace, int64_t workspace_bytes,
+                                    void* stream) {
+  return guarded([&] {
+    if (!plan) fail_arg("plan", "non-null", "null");
+    check_device(device);
+    require(workspace_bytes >= 0, "workspace_bytes", ">= 0", workspace_bytes);
+    DecodePlanInput in{};
+    in.batch_size = plan->batch_size;
+    in.num_qo_heads = plan->num_qo_heads;
+    in.num_kv_heads = plan->num_kv_heads;
+    in.head_dim = plan->head_dim;
+    in.page_size = plan->page_size;
+    in.window_left = plan->window_left;
+    in.kv_indptr = plan->kv_indptr_host;
+    in.kv_last_page_len = plan->kv_last_page_len_host;
+    in.split_mode = plan->split_mode;
+    in.fixed_chunk = plan->fixed_chunk;
+    in.path = plan->path;
+    in.graph_slots = plan->graph_slots;
+    in.workspace_bytes = workspace_bytes;
+    if (!is_cpu(device))
+      check_cuda(cudaDeviceGetAttribute(&in.num_sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+    DecodePlanResult r = plan_decode(in);
+    if (r.num_work > 0) {
+      check_ptr(workspace, "workspace", true, true);
+      check_cuda(cudaMemcpyAsync(workspace, r.int_section.data(), r.int_section.size() * sizeof(int32_t),
+                                 cudaMemcpyHostToDevice, static_cast<cudaStream_t>(stream)),
+                 "cudaMemcpyAsync (decode work list)");
+      // the host vector dies with this call: the copy from pageable memory must have consumed it
+      check_cuda(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)), "cudaStreamSynchronize (decode plan)");
+    }
+    plan->num_work = r.num_work;
+    plan->chosen_path = r.path;
+    plan->chunk_size = r.chunk_size;
+    plan->workspace_bytes = r.workspace_bytes;
   });
 }
 

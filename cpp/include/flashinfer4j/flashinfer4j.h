@@ -151,10 +151,59 @@ typedef struct fi4j_attention_options {
   float rope_theta;
 } fi4j_attention_options;
 
+enum fi4j_split_mode {
+  FI4J_SPLIT_AUTO = 0,   /* split long KV into chunks when requests x KV heads cannot fill the GPU */
+  FI4J_SPLIT_NEVER = 1,  /* one block per (request, KV head) */
+  FI4J_SPLIT_FIXED = 2   /* fixed chunk size for every request: bit-identical across batch compositions */
+};
+
+enum fi4j_decode_path { FI4J_PATH_AUTO = -1, FI4J_PATH_CUDA_CORES = 0, FI4J_PATH_TENSOR_CORES = 1 };
+
+/**
+ * Decode plan: inputs describe the batch (host copies of kv_indptr and kv_last_page_len) and the choices;
+ * fi4j_batch_decode_plan fills the outputs and writes the work list into the workspace. The same plan is
+ * then passed to every fi4j_batch_decode of that batch composition (e.g. once per layer).
+ */
+typedef struct fi4j_decode_plan {
+  /* inputs */
+  int32_t batch_size;
+  int32_t num_qo_heads;
+  int32_t num_kv_heads;
+  int32_t head_dim;
+  int32_t page_size;
+  int32_t window_left;
+  const int32_t* kv_indptr_host;        /* [batch_size + 1] */
+  const int32_t* kv_last_page_len_host; /* [batch_size] */
+  int32_t split_mode;                   /* fi4j_split_mode */
+  int32_t fixed_chunk;                  /* tokens per chunk for FI4J_SPLIT_FIXED (> 0) */
+  int32_t path;                         /* fi4j_decode_path */
+  int32_t graph_slots;                  /* > 0: CUDA-graph mode, a work list of exactly this many items */
+  /* outputs */
+  int32_t num_work;                     /* 0: no split */
+  int32_t chosen_path;                  /* FI4J_PATH_CUDA_CORES or FI4J_PATH_TENSOR_CORES */
+  int32_t chunk_size;                   /* tokens per work item (0 without split) */
+  int64_t workspace_bytes;              /* bytes of workspace this plan uses */
+} fi4j_decode_plan;
+
+/**
+ * Workspace bytes that a decode plan with up to max_work work items needs for a batch (the caller owns and
+ * allocates it; the default Java wrapper allocates 128 MiB).
+ */
+FI4J_API int64_t fi4j_decode_workspace_bytes(int32_t max_work, int32_t batch_size, int32_t num_qo_heads,
+                                             int32_t head_dim);
+
+/**
+ * Plans a batch decode on the host and copies the work list into the workspace (device memory of `device`, or
+ * host memory for the CPU backend) with one copy on `stream`. The CPU backend never splits.
+ */
+FI4J_API int fi4j_batch_decode_plan(int device, fi4j_decode_plan* plan, void* workspace, int64_t workspace_bytes,
+                                    void* stream);
+
 /**
  * Batch decode over a paged cache: q and o are [batch, num_qo_heads, head_dim] with element strides;
  * lse is [batch, num_qo_heads] float32 (base 2) or NULL. Single decode is the same call with
  * kv.kv_indptr == NULL, batch 1, kv_len = single_kv_len and all tokens in page 0.
+ * With a plan (num_work > 0 or a tensor-core path), pass its outputs and the workspace it wrote.
  */
 typedef struct fi4j_decode_args {
   int32_t num_qo_heads;
@@ -169,6 +218,11 @@ typedef struct fi4j_decode_args {
   fi4j_paged_kv kv;
   int32_t single_kv_len;
   fi4j_attention_options options;
+  /* from the plan (all zero: no split, CUDA cores) */
+  int32_t num_work;
+  int32_t path;
+  void* workspace;
+  int64_t workspace_bytes;
 } fi4j_decode_args;
 
 FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* args, void* stream);
@@ -179,6 +233,26 @@ FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* args, void* s
  */
 FI4J_API int fi4j_decode_supported(int device, int32_t dtype, int32_t head_dim, int32_t num_qo_heads,
                                    int32_t num_kv_heads);
+
+/* ---- timing and CUDA graphs ---- */
+
+/** A CUDA event for timing (cudaEventDefault); device -1 gives NULL and host timing is the caller's. */
+FI4J_API int fi4j_event_create(int device, void** out);
+FI4J_API int fi4j_event_destroy(int device, void* event);
+FI4J_API int fi4j_event_record(int device, void* event, void* stream);
+/** Milliseconds between two recorded events, after waiting for the second. */
+FI4J_API int fi4j_event_elapsed_ms(int device, void* start, void* end, float* ms);
+
+/** Starts capturing the work queued on stream (not the default stream) into a graph (thread-local mode). */
+FI4J_API int fi4j_graph_capture_begin(int device, void* stream);
+/** Ends the capture and instantiates the graph; *out is the executable graph. */
+FI4J_API int fi4j_graph_capture_end(int device, void* stream, void** out);
+FI4J_API int fi4j_graph_launch(int device, void* graph_exec, void* stream);
+FI4J_API int fi4j_graph_destroy(int device, void* graph_exec);
+
+/** Fills n elements (F16, BF16 or F32) with pseudo-random values uniform in [-scale, scale] from seed. */
+FI4J_API int fi4j_fill_random(int device, void* ptr, int32_t dtype, int64_t n, uint64_t seed, float scale,
+                              void* stream);
 
 #ifdef __cplusplus
 }

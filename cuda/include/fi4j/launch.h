@@ -20,4 +20,7 @@ cudaError_t launch_batch_decode(const DecodeParams& p, cudaStream_t stream);
 /// nnz == 0 launches nothing. Otherwise returns the launch's cudaGetLastError().
 cudaError_t launch_append_paged_kv(const AppendParams& p, cudaStream_t stream);
 
+/// Fills n elements of an F16, BF16 or F32 buffer with hash-based uniform values in [-scale, scale].
+cudaError_t launch_fill_random(void* ptr, DType dtype, int64_t n, uint64_t seed, float scale, cudaStream_t stream);
+
 }  // namespace fi4j

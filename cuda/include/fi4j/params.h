@@ -51,6 +51,26 @@ struct AttentionVariant {
   float rope_theta;
 };
 
+/// Split-KV work partition made by the host planner. Work item i attends request request[i]'s tokens
+/// [kv_start[i], kv_end[i]) (the window still applies inside) and writes a partial state:
+/// partial_o[i, h, :] (normalised within the chunk, fp32) and partial_lse[i, h] (base 2, -inf when the chunk saw
+/// nothing). The merge step folds the items merge_indptr[b] .. merge_indptr[b+1]-1 of request b, in order, into
+/// o and lse. num_work == 0 means no split: one block per (request, KV head) writes o and lse directly.
+/// An item with request[i] < 0 is an idle slot (graph mode pads the grid to a fixed size).
+struct DecodeWork {
+  const int32_t* request;       // [num_work]
+  const int32_t* kv_start;      // [num_work]
+  const int32_t* kv_end;        // [num_work]
+  const int32_t* merge_indptr;  // [batch_size + 1]
+  int32_t num_work;
+  float* partial_o;             // [num_work, num_qo_heads, head_dim]
+  float* partial_lse;           // [num_work, num_qo_heads]
+};
+
+/// Which decode kernel runs: CUDA cores (one lane group per token row) or tensor cores (the group's query heads
+/// as the rows of an mma tile). Chosen on the host; both compute the same function.
+enum class DecodePath : int32_t { CudaCores = 0, TensorCores = 1 };
+
 /// Batch decode: one query row per request, attending to its whole (paged) KV.
 struct DecodeParams {
   DType dtype;  // q, k, v, o share it in this version
@@ -64,6 +84,8 @@ struct DecodeParams {
   int32_t num_qo_heads;
   PagedKv kv;
   AttentionVariant variant;
+  DecodeWork work;
+  DecodePath path;
 };
 
 /// Append new tokens into a paged cache. Token n goes to request batch_indices[n] at position positions[n].

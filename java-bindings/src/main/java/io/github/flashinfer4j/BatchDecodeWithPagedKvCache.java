@@ -1,23 +1,42 @@
 package io.github.flashinfer4j;
 
 import io.github.flashinfer4j.lowlevel.Fi4j;
+import java.util.Arrays;
+import org.bytedeco.javacpp.IntPointer;
+import org.bytedeco.javacpp.Pointer;
 
 /**
  * Batch decode attention over a paged KV cache: each request has one query row per query head and attends to all
- * of its cached tokens (within the sliding window, if any). The plan/run split follows FlashInfer:
- * {@link #plan} validates the problem and the page table on the host once per batch composition,
- * {@link #run} may then be called for every layer with that layer's query and cache, and does no host work
- * beyond argument checks and the launch.
+ * of its cached tokens (within the sliding window, if any). The plan/run split follows FlashInfer: {@link #plan}
+ * validates the batch and partitions the work on the host once per batch composition (splitting long KV into
+ * chunks when the requests alone cannot fill the GPU, see {@link DecodePlanOptions}) and writes the work list into
+ * the workspace; {@link #run} may then be called for every layer with that layer's query and cache, does no host
+ * work beyond argument checks and the launch, never allocates and never synchronises, so it can be captured in a
+ * {@link CudaGraph}.
  *
  * <p>Query heads {@code h} read KV head {@code h / (numQoHeads / numKvHeads)} (GQA, MQA when numKvHeads = 1).
  * Requests with no tokens produce 0 and LSE -inf. LSE is the base-2 log-sum-exp of the scaled logits.
  *
- * <p>Not thread-safe: one thread at a time per wrapper; distinct wrappers may run concurrently on distinct
- * streams.
+ * <p>The workspace (U8, caller-owned or allocated by the wrapper: {@value #DEFAULT_WORKSPACE_BYTES} bytes on CUDA)
+ * holds the work list and the partial states of split requests; two wrappers must not share one while their
+ * runs may overlap. Not thread-safe: one thread at a time per wrapper; distinct wrappers may run concurrently on
+ * distinct streams.
  */
 public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
+  /** Workspace the convenience constructors allocate on a CUDA device (128 MiB, as FlashInfer recommends). */
+  public static final long DEFAULT_WORKSPACE_BYTES = 128L << 20;
+
   private final Device device;
+  private final Tensor workspace;
+  private final boolean ownsWorkspace;
   private final Fi4j.fi4j_decode_args args = new Fi4j.fi4j_decode_args();
+  // CUDA-graph mode: fixed batch size, work slots and page-table buffers, so captured runs replay any plan
+  private final int graphBatch;
+  private final int graphSlots;
+  private final Tensor graphIndptr;
+  private final Tensor graphIndices;
+  private final Tensor graphLastPageLen;
+
   private PageTable pageTable;
   private int numQoHeads;
   private int numKvHeads;
@@ -25,33 +44,117 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
   private int pageSize;
   private DType dtype;
   private AttentionOptions options;
+  private int numWork;
+  private DecodePath path = DecodePath.CUDA_CORES;
+  private int chunkSize;
   private boolean closed;
 
+  /** A wrapper with its own workspace ({@value #DEFAULT_WORKSPACE_BYTES} bytes on CUDA). */
   public BatchDecodeWithPagedKvCache(Device device) {
+    this(device, null, 0, 0);
+  }
+
+  /** A wrapper over a caller-owned U8 workspace on the same device (see {@link #DEFAULT_WORKSPACE_BYTES}). */
+  public BatchDecodeWithPagedKvCache(Device device, Tensor workspace) {
+    this(device, Checks.notNull(workspace, "workspace"), 0, 0);
+  }
+
+  /**
+   * A wrapper for CUDA-graph capture: the batch size and the launch grid are fixed here, and plan() copies each
+   * new page table (of exactly {@code batchSize} requests and at most {@code maxPages} page ids) into buffers owned
+   * by the wrapper, so that one captured {@link #run} replays for any of them. {@code workspace} may be null (the
+   * wrapper allocates {@value #DEFAULT_WORKSPACE_BYTES} bytes).
+   *
+   * <p>plan() overwrites buffers that queued replays read: plan on the stream the replays use (or synchronise
+   * first).
+   */
+  public static BatchDecodeWithPagedKvCache forCudaGraph(Device device, Tensor workspace, int batchSize,
+      int maxPages) {
+    Checks.notNull(device, "device");
+    if (device.isCpu()) {
+      throw new UnsupportedConfigurationException("CUDA-graph mode needs a CUDA device, got the CPU backend");
+    }
+    Checks.check(batchSize >= 1, "batchSize", ">= 1", batchSize);
+    Checks.check(maxPages >= 0, "maxPages", ">= 0", maxPages);
+    return new BatchDecodeWithPagedKvCache(device, workspace, batchSize, maxPages);
+  }
+
+  private BatchDecodeWithPagedKvCache(Device device, Tensor workspace, int graphBatch, int maxPages) {
     this.device = Checks.notNull(device, "device");
     Native.ensureLoaded();
+    if (workspace != null) {
+      Checks.open(workspace, "workspace");
+      Checks.dtype(workspace, "workspace", DType.U8);
+      Checks.device(workspace, "workspace", device);
+      Checks.check(workspace.isContiguous(), "workspace", "contiguous",
+          "strides " + Arrays.toString(workspace.strides()));
+      this.workspace = workspace;
+      this.ownsWorkspace = false;
+    } else {
+      this.workspace = Tensor.empty(device, DType.U8, device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);
+      this.ownsWorkspace = true;
+    }
+    this.graphBatch = graphBatch;
+    if (graphBatch > 0) {
+      // enough work slots for every request plus the chunks that fill two waves of the GPU
+      this.graphSlots = graphBatch + 8 * device.multiprocessorCount();
+      this.graphIndptr = Tensor.empty(device, DType.I32, graphBatch + 1);
+      this.graphIndices = Tensor.empty(device, DType.I32, Math.max(1, maxPages));
+      this.graphLastPageLen = Tensor.empty(device, DType.I32, graphBatch);
+    } else {
+      this.graphSlots = 0;
+      this.graphIndptr = null;
+      this.graphIndices = null;
+      this.graphLastPageLen = null;
+    }
   }
 
   public Device device() {
     return device;
   }
 
-  /** Plans with default options; see {@link #plan(PageTable, int, int, int, int, DType, AttentionOptions)}. */
+  /** Work items of the current plan (0: no split, one block per request and KV head). */
+  public int numWorkItems() {
+    return numWork;
+  }
+
+  /** Tokens per work item of the current plan (0 without a split). */
+  public int chunkSize() {
+    return chunkSize;
+  }
+
+  /** The kernel path of the current plan. */
+  public DecodePath path() {
+    return path;
+  }
+
+  /** Plans with default options; see {@link #plan(PageTable, int, int, int, int, DType, AttentionOptions,
+   * DecodePlanOptions, Stream)}. */
   public void plan(PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, int pageSize, DType dtype) {
-    plan(pageTable, numQoHeads, numKvHeads, headDim, pageSize, dtype, AttentionOptions.defaults());
+    plan(pageTable, numQoHeads, numKvHeads, headDim, pageSize, dtype, AttentionOptions.defaults(),
+        DecodePlanOptions.defaults(), null);
+  }
+
+  /** Plans with default plan options on the default stream. */
+  public void plan(PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, int pageSize, DType dtype,
+      AttentionOptions options) {
+    plan(pageTable, numQoHeads, numKvHeads, headDim, pageSize, dtype, options, DecodePlanOptions.defaults(), null);
   }
 
   /**
    * Fixes the batch (the page table, which must stay open while runs use it), the head configuration, the dtype
-   * of q, K/V and out, and the variant options. Throws {@link UnsupportedConfigurationException} when the
-   * device cannot run this configuration.
+   * of q, K/V and out, and the variant options, partitions the work and copies the work list into the workspace
+   * on {@code stream} (null = default stream). Throws {@link UnsupportedConfigurationException} when the device
+   * cannot run this configuration, {@link InvalidArgumentException} when the workspace is too small for a fixed
+   * split.
    */
   public void plan(PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, int pageSize, DType dtype,
-      AttentionOptions options) {
+      AttentionOptions options, DecodePlanOptions planOptions, Stream stream) {
     checkOpen();
     Checks.notNull(pageTable, "pageTable");
     Checks.notNull(dtype, "dtype");
     Checks.notNull(options, "options");
+    Checks.notNull(planOptions, "planOptions");
     Checks.check(pageTable.isOpen(), "pageTable", "open", "closed");
     Checks.check(pageTable.device().equals(device), "pageTable.device", device.toString(), pageTable.device());
     Checks.check(pageSize >= 1, "pageSize", ">= 1", pageSize);
@@ -61,7 +164,47 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     Checks.check(numQoHeads >= 1, "numQoHeads", ">= 1", numQoHeads);
     Checks.check(numQoHeads % numKvHeads == 0, "numQoHeads", "a multiple of numKvHeads = " + numKvHeads, numQoHeads);
     Checks.check(headDim >= 1, "headDim", ">= 1", headDim);
+    if (stream != null) {
+      Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
+    }
+    int[] indptr = pageTable.kvIndptr();
+    int[] last = pageTable.kvLastPageLen();
+    int batch = pageTable.batchSize();
+    if (graphBatch > 0) {
+      Checks.check(batch == graphBatch, "pageTable.batchSize()", "the graph batch size " + graphBatch, batch);
+      Checks.check(indptr[batch] <= graphIndices.numel(), "pageTable pages",
+          "<= the graph wrapper's maxPages " + graphIndices.numel(), indptr[batch]);
+    }
     Native.check(Fi4j.fi4j_decode_supported(device.code(), dtype.code(), headDim, numQoHeads, numKvHeads));
+    Pointer streamPtr = stream == null ? null : stream.pointer();
+    try (Fi4j.fi4j_decode_plan p = new Fi4j.fi4j_decode_plan();
+        IntPointer hIndptr = new IntPointer(indptr);
+        IntPointer hLast = new IntPointer(last.length == 0 ? new int[1] : last)) {
+      p.batch_size(batch)
+          .num_qo_heads(numQoHeads)
+          .num_kv_heads(numKvHeads)
+          .head_dim(headDim)
+          .page_size(pageSize)
+          .window_left(options.windowLeft())
+          .kv_indptr_host(hIndptr)
+          .kv_last_page_len_host(hLast)
+          .split_mode(planOptions.splitMode().code())
+          .fixed_chunk(planOptions.fixedChunk())
+          .path(planOptions.path().code())
+          .graph_slots(graphSlots)
+          .num_work(0)
+          .chosen_path(0)
+          .chunk_size(0)
+          .workspace_bytes(0);
+      Native.check(Fi4j.fi4j_batch_decode_plan(device.code(), p, workspace.pointer(), workspace.byteSize(),
+          streamPtr));
+      if (graphBatch > 0) {
+        uploadPageTable(indptr, pageTable.kvIndices(), last, streamPtr);
+      }
+      this.numWork = p.num_work();
+      this.path = DecodePath.of(p.chosen_path());
+      this.chunkSize = p.chunk_size();
+    }
     this.pageTable = pageTable;
     this.numQoHeads = numQoHeads;
     this.numKvHeads = numKvHeads;
@@ -69,6 +212,20 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     this.pageSize = pageSize;
     this.dtype = dtype;
     this.options = options;
+  }
+
+  private void uploadPageTable(int[] indptr, int[] indices, int[] last, Pointer stream) {
+    int n = indptr[indptr.length - 1];
+    try (IntPointer a = new IntPointer(indptr);
+        IntPointer b = new IntPointer(n == 0 ? new int[1] : Arrays.copyOf(indices, n));
+        IntPointer c = new IntPointer(last)) {
+      // pageable sources: each copy returns once its source is staged, so the pointers may die after it
+      Native.check(Fi4j.fi4j_memcpy_async(device.code(), graphIndptr.pointer(), Native.CPU, a, 4L * indptr.length,
+          stream));
+      Native.check(Fi4j.fi4j_memcpy_async(device.code(), graphIndices.pointer(), Native.CPU, b, 4L * n, stream));
+      Native.check(Fi4j.fi4j_memcpy_async(device.code(), graphLastPageLen.pointer(), Native.CPU, c, 4L * last.length,
+          stream));
+    }
   }
 
   /** Runs on the device's default stream. */
@@ -87,6 +244,7 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     }
     Checks.notNull(cache, "cache");
     cache.checkOpen();
+    workspace.checkOpen();
     int batch = pageTable.batchSize();
     checkQo(q, "q", batch);
     checkQo(out, "out", batch);
@@ -95,7 +253,7 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
       Checks.dtype(lse, "lse", DType.F32);
       Checks.device(lse, "lse", device);
       Checks.shape(lse, "lse", batch, numQoHeads);
-      Checks.check(lse.isContiguous(), "lse", "contiguous", "strides " + java.util.Arrays.toString(lse.strides()));
+      Checks.check(lse.isContiguous(), "lse", "contiguous", "strides " + Arrays.toString(lse.strides()));
     }
     Checks.check(cache.device().equals(device), "cache.device", device.toString(), cache.device());
     Checks.check(cache.dtype() == dtype, "cache.dtype", "the planned dtype " + dtype, cache.dtype());
@@ -116,9 +274,19 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
         .o_stride_n(out.stride(0))
         .o_stride_h(out.stride(1))
         .lse(lse == null ? null : lse.pointer())
-        .single_kv_len(0);
+        .single_kv_len(0)
+        .num_work(numWork)
+        .path(path.code())
+        .workspace(workspace.pointer())
+        .workspace_bytes(workspace.byteSize());
     cache.fill(args.kv());
     pageTable.fill(args.kv());
+    if (graphBatch > 0) {
+      args.kv()
+          .kv_indptr(graphIndptr.pointer())
+          .kv_indices(graphIndices.pointer())
+          .kv_last_page_len(graphLastPageLen.pointer());
+    }
     Decoding.fillOptions(args.options(), options);
     Native.check(Fi4j.fi4j_batch_decode(device.code(), args, stream == null ? null : stream.pointer()));
   }
@@ -142,6 +310,14 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     if (!closed) {
       closed = true;
       args.close();
+      if (ownsWorkspace) {
+        workspace.close();
+      }
+      for (Tensor t : new Tensor[] {graphIndptr, graphIndices, graphLastPageLen}) {
+        if (t != null) {
+          t.close();
+        }
+      }
     }
   }
 }

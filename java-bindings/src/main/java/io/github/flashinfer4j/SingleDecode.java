@@ -66,7 +66,11 @@ public final class SingleDecode {
           .o_stride_n(numQoHeads * out.stride(0))
           .o_stride_h(out.stride(0))
           .lse(lse == null ? null : lse.pointer())
-          .single_kv_len((int) kvLen);
+          .single_kv_len((int) kvLen)
+          .num_work(0)
+          .path(0)
+          .workspace(null)
+          .workspace_bytes(0);
       args.kv()
           .k(kvLen == 0 ? null : k.pointer())
           .v(kvLen == 0 ? null : v.pointer())

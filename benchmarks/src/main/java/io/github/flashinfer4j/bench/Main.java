@@ -13,11 +13,18 @@ public final class Main {
       case "demo":
         System.exit(Demo.run(rest));
         break;
+      case "bench":
+        if (rest.length > 0 && rest[0].equals("decode")) {
+          System.exit(DecodeBenchmark.run(Arrays.copyOfRange(rest, 1, rest.length)));
+        }
+        System.err.println("usage: java -jar benchmarks.jar bench decode [--out DIR] [--quick]");
+        System.exit(2);
+        break;
       case "jmh":
         org.openjdk.jmh.Main.main(rest);
         break;
       default:
-        System.err.println("usage: java -jar benchmarks.jar [demo [--cpu] | jmh [options]]");
+        System.err.println("usage: java -jar benchmarks.jar [demo [--cpu] | bench decode [--out DIR] [--quick] | jmh [options]]");
         System.exit(2);
     }
   }

@@ -1,0 +1,160 @@
+package io.github.flashinfer4j.bench;
+
+import io.github.flashinfer4j.AttentionOptions;
+import io.github.flashinfer4j.BatchDecodeWithPagedKvCache;
+import io.github.flashinfer4j.CudaEvent;
+import io.github.flashinfer4j.DType;
+import io.github.flashinfer4j.DecodePath;
+import io.github.flashinfer4j.DecodePlanOptions;
+import io.github.flashinfer4j.Device;
+import io.github.flashinfer4j.KvLayout;
+import io.github.flashinfer4j.PageTable;
+import io.github.flashinfer4j.PagedKvCache;
+import io.github.flashinfer4j.Stream;
+import io.github.flashinfer4j.Tensor;
+import io.github.flashinfer4j.Tensors;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.time.LocalDate;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+
+/**
+ * The GPU decode benchmark: CUDA-event timing (warm-up, median of many runs) of batch decode over a paged cache
+ * with shuffled pages and random data larger than L2, for the shapes of ../shared/PEERS.md, with the automatic
+ * plan and with each path forced. Writes decode.json (one row per shape and variant) into the output folder;
+ * python-compat/decode_report.py turns it, with the peers' figures from the same run, into BENCHMARKS.md's table.
+ *
+ * <p>Usage: {@code bench decode [--out DIR] [--quick] [--layout NHD|HND] [--dtype BF16|F16] [--page N] [--dim D]}
+ */
+final class DecodeBenchmark {
+  /** B, kv_len, H_qo, H_kv. */
+  static final int[][] SHAPES = {
+    {1, 32768, 32, 8}, {16, 4096, 32, 8}, {64, 4096, 32, 8}, {128, 2048, 32, 8}, {256, 1024, 32, 8},
+    {64, 8192, 32, 8}, {64, 4096, 32, 32}, {64, 4096, 64, 8}, {64, 512, 32, 8}, {256, 256, 32, 8},
+  };
+
+  private DecodeBenchmark() {}
+
+  static int run(String[] args) throws IOException {
+    Path out = Paths.get(".");
+    boolean quick = false;
+    KvLayout layout = KvLayout.NHD;
+    DType dtype = DType.BF16;
+    int pageSize = 16;
+    int dim = 128;
+    for (int i = 0; i < args.length; i++) {
+      switch (args[i]) {
+        case "--out": out = Paths.get(args[++i]); break;
+        case "--quick": quick = true; break;
+        case "--layout": layout = KvLayout.valueOf(args[++i]); break;
+        case "--dtype": dtype = DType.valueOf(args[++i]); break;
+        case "--page": pageSize = Integer.parseInt(args[++i]); break;
+        case "--dim": dim = Integer.parseInt(args[++i]); break;
+        default:
+          System.err.println("unknown argument " + args[i]);
+          return 2;
+      }
+    }
+    if (Device.cudaDeviceCount() == 0) {
+      System.err.println("bench decode needs a CUDA device: " + Device.noCudaDeviceReason());
+      return 2;
+    }
+    Device d = Device.cuda(0);
+    Files.createDirectories(out);
+    int warmup = quick ? 3 : 10;
+    int reps = quick ? 10 : 50;
+    List<String> rows = new ArrayList<>();
+    System.out.printf(Locale.ROOT, "%s, %s %s page %d D=%d; median of %d runs after %d warm-up%n", d.name(), dtype,
+        layout, pageSize, dim, reps, warmup);
+    System.out.printf(Locale.ROOT, "%-18s %-8s %7s %9s %8s %6s%n", "shape", "variant", "work", "ms", "TB/s", "path");
+    try (Stream stream = Stream.create(d); CudaEvent start = CudaEvent.create(d); CudaEvent end = CudaEvent.create(d);
+        BatchDecodeWithPagedKvCache dec = new BatchDecodeWithPagedKvCache(d)) {
+      for (int[] s : SHAPES) {
+        int batch = s[0];
+        int kvLen = s[1];
+        int hq = s[2];
+        int hkv = s[3];
+        int pagesPer = (kvLen + pageSize - 1) / pageSize;
+        int numPages = batch * pagesPer;
+        int[] lens = new int[batch];
+        Arrays.fill(lens, kvLen);
+        int[] indptr = new int[batch + 1];
+        int[] last = new int[batch];
+        for (int b = 0; b < batch; b++) {
+          indptr[b + 1] = indptr[b] + pagesPer;
+          last[b] = kvLen - (pagesPer - 1) * pageSize;
+        }
+        int[] indices = shuffled(numPages, new Random(batch * 31L + kvLen));
+        double bytes = 2.0 * batch * kvLen * hkv * dim * dtype.byteSize();
+        try (PageTable table = PageTable.of(d, pageSize, indptr, indices, last);
+            PagedKvCache cache = PagedKvCache.allocate(d, dtype, layout, numPages, pageSize, hkv, dim);
+            Tensor q = Tensor.empty(d, dtype, batch, hq, dim);
+            Tensor o = Tensor.empty(d, dtype, batch, hq, dim);
+            Tensor lse = Tensor.empty(d, DType.F32, batch, hq)) {
+          Tensors.fillUniform(cache.k(), 11, 1f, stream);
+          Tensors.fillUniform(cache.v(), 12, 1f, stream);
+          Tensors.fillUniform(q, 13, 1f, stream);
+          String[] names = {"auto", "cuda", "tensor", "nosplit"};
+          DecodePlanOptions[] variants = {
+            DecodePlanOptions.defaults(),
+            DecodePlanOptions.builder().path(DecodePath.CUDA_CORES).build(),
+            DecodePlanOptions.builder().path(DecodePath.TENSOR_CORES).build(),
+            DecodePlanOptions.builder().neverSplit().build(),
+          };
+          for (int v = 0; v < variants.length; v++) {
+            dec.plan(table, hq, hkv, dim, pageSize, dtype, AttentionOptions.defaults(), variants[v], stream);
+            for (int i = 0; i < warmup; i++) {
+              dec.run(q, cache, o, lse, stream);
+            }
+            float[] ms = new float[reps];
+            for (int i = 0; i < reps; i++) {
+              start.record(stream);
+              dec.run(q, cache, o, lse, stream);
+              end.record(stream);
+              ms[i] = end.elapsedMillisSince(start);
+            }
+            Arrays.sort(ms);
+            double median = ms[reps / 2];
+            double tbps = bytes / (median * 1e-3) / 1e12;
+            String shape = batch + "x" + kvLen + " " + hq + "/" + hkv;
+            System.out.printf(Locale.ROOT, "%-18s %-8s %7d %9.4f %8.3f %6s%n", shape, names[v], dec.numWorkItems(),
+                median, tbps, dec.path());
+            rows.add(String.format(Locale.ROOT,
+                "{\"B\":%d,\"KV\":%d,\"H\":%d,\"Hkv\":%d,\"D\":%d,\"page\":%d,\"dtype\":\"%s\",\"layout\":\"%s\","
+                    + "\"variant\":\"%s\",\"path\":\"%s\",\"work_items\":%d,\"chunk\":%d,\"ms\":%.5f,\"min_ms\":%.5f,"
+                    + "\"TBps\":%.4f,\"GB\":%.4f}",
+                batch, kvLen, hq, hkv, dim, pageSize, dtype, layout, names[v], dec.path(), dec.numWorkItems(),
+                dec.chunkSize(), median, ms[0], tbps, bytes / 1e9));
+          }
+          stream.synchronize();
+        }
+      }
+    }
+    String json = "{\"device\":\"" + d.name() + "\",\"date\":\"" + LocalDate.now() + "\",\"decode\":[\n"
+        + String.join(",\n", rows) + "\n]}\n";
+    Files.write(out.resolve("decode.json"), json.getBytes(StandardCharsets.UTF_8));
+    System.out.println("wrote " + out.resolve("decode.json"));
+    return 0;
+  }
+
+  private static int[] shuffled(int n, Random rnd) {
+    int[] a = new int[n];
+    for (int i = 0; i < n; i++) {
+      a[i] = i;
+    }
+    for (int i = n - 1; i > 0; i--) {
+      int j = rnd.nextInt(i + 1);
+      int t = a[i];
+      a[i] = a[j];
+      a[j] = t;
+    }
+    return a;
+  }
+}

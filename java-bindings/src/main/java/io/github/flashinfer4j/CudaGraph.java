@@ -1,0 +1,75 @@
+package io.github.flashinfer4j;
+
+import io.github.flashinfer4j.lowlevel.Fi4j;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.PointerPointer;
+
+/**
+ * A captured sequence of flashinfer4j calls on a stream, replayed with one launch. Capture records the kernels
+ * with their arguments (pointers and sizes) as they are at capture time: replays read whatever those buffers hold
+ * then, so new inputs are written into the same tensors before a replay. A {@link BatchDecodeWithPagedKvCache}
+ * made with {@link BatchDecodeWithPagedKvCache#forCudaGraph} keeps its page table and work list in fixed buffers,
+ * so one captured graph replays for any page table of its batch size after a new {@code plan()}.
+ *
+ * <p>Replays skip every host-side check: the checks ran once, at capture; the caller keeps the captured tensors
+ * open and their shapes unchanged. Use from one thread at a time.
+ */
+public final class CudaGraph implements AutoCloseable {
+  private final Device device;
+  private final long exec;
+  private boolean closed;
+
+  private CudaGraph(Device device, long exec) {
+    this.device = device;
+    this.exec = exec;
+  }
+
+  /**
+   * Captures what {@code work} queues on {@code stream} (a created stream, not the default one). Work queued on
+   * other streams of this thread during the capture is an error, as is anything that synchronises.
+   */
+  public static CudaGraph capture(Stream stream, Runnable work) {
+    Checks.notNull(stream, "stream");
+    Checks.notNull(work, "work");
+    Device device = stream.device();
+    if (device.isCpu()) {
+      throw new UnsupportedConfigurationException("CUDA graphs need a CUDA device, got the CPU backend");
+    }
+    Native.check(Fi4j.fi4j_graph_capture_begin(device.code(), stream.pointer()));
+    RuntimeException failure = null;
+    try {
+      work.run();
+    } catch (RuntimeException e) {
+      failure = e;
+    }
+    try (PointerPointer<Pointer> out = new PointerPointer<>(1)) {
+      int status = Fi4j.fi4j_graph_capture_end(device.code(), stream.pointer(), out);
+      if (failure != null) {
+        if (status == Fi4j.FI4J_OK) {
+          Fi4j.fi4j_graph_destroy(device.code(), out.get(0));
+        }
+        throw failure;
+      }
+      Native.check(status);
+      return new CudaGraph(device, out.get(0).address());
+    }
+  }
+
+  /** Launches the captured work on {@code stream}. */
+  public void replay(Stream stream) {
+    if (closed) {
+      throw new IllegalStateException("CUDA graph is closed");
+    }
+    Checks.notNull(stream, "stream");
+    Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
+    Native.check(Fi4j.fi4j_graph_launch(device.code(), Native.pointer(exec), stream.pointer()));
+  }
+
+  @Override
+  public void close() {
+    if (!closed) {
+      closed = true;
+      Native.check(Fi4j.fi4j_graph_destroy(device.code(), Native.pointer(exec)));
+    }
+  }
+}
