@@ -21,7 +21,7 @@ set -euo pipefail
 JUNIT_CONSOLE_VERSION=1.14.1
 JUNIT_CONSOLE_JAR="junit-platform-console-standalone-${JUNIT_CONSOLE_VERSION}.jar"
 JLINK="${JLINK:-/usr/lib/jvm/temurin-25-jdk-amd64/bin/jlink}"
-JLINK_MODULES="java.base,java.logging,java.xml,jdk.unsupported,jdk.zipfs"
+JLINK_MODULES="java.base,java.logging,java.management,java.xml,jdk.unsupported,jdk.zipfs"  # java.management: JMH
 MVN="${MVN:-mvn}"
 
 usage() {

@@ -20,11 +20,13 @@ public final class Main {
         System.err.println("usage: java -jar benchmarks.jar bench decode [--out DIR] [--quick]");
         System.exit(2);
         break;
+      case "compat": System.exit(io.github.flashinfer4j.bench.compat.CompatCommand.run(rest)); break;
       case "jmh":
         org.openjdk.jmh.Main.main(rest);
         break;
       default:
         System.err.println("usage: java -jar benchmarks.jar [demo [--cpu] | bench decode [--out DIR] [--quick] | jmh [options]]");
+        System.err.println("       java -jar benchmarks.jar compat run CASES OUT [--device auto|cpu|cuda] [--case NAME]...");
         System.exit(2);
     }
   }

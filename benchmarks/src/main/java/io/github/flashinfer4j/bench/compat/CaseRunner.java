@@ -1,0 +1,196 @@
+package io.github.flashinfer4j.bench.compat;
+
+import io.github.flashinfer4j.AttentionOptions;
+import io.github.flashinfer4j.BatchDecodeWithPagedKvCache;
+import io.github.flashinfer4j.DType;
+import io.github.flashinfer4j.Device;
+import io.github.flashinfer4j.KvLayout;
+import io.github.flashinfer4j.PageTable;
+import io.github.flashinfer4j.PagedKvCache;
+import io.github.flashinfer4j.SingleDecode;
+import io.github.flashinfer4j.Tensor;
+import io.github.flashinfer4j.testing.Safetensors;
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Runs one case of a golden-layout file through the flashinfer4j API and returns its outputs ({@code o},
+ * {@code lse}) as safetensors data. Ops that flashinfer4j does not implement yet are {@link CaseParams.Unsupported}.
+ */
+final class CaseRunner {
+  /** Ops of the golden layout that flashinfer4j has no implementation of yet. */
+  static final String[] NOT_YET = {
+    "batch_prefill_paged", "batch_prefill_ragged", "single_prefill", "merge_state", "merge_states",
+  };
+
+  private final Device device;
+  private final Safetensors file;
+
+  CaseRunner(Device device, Safetensors file) {
+    this.device = device;
+    this.file = file;
+  }
+
+  /** The outputs of case {@code name}, field name to data. */
+  Map<String, Safetensors.TensorData> run(String name, CaseParams p) {
+    String op = p.op();
+    switch (op) {
+      case "batch_decode_paged":
+        return batchDecodePaged(name, p);
+      case "single_decode":
+        return singleDecode(name, p);
+      default:
+        if (Arrays.asList(NOT_YET).contains(op)) {
+          throw new CaseParams.Unsupported(op + " is not implemented in flashinfer4j yet");
+        }
+        throw new CaseParams.Unsupported("unknown op '" + op + "'");
+    }
+  }
+
+  private Map<String, Safetensors.TensorData> batchDecodePaged(String name, CaseParams p) {
+    DType dtype = p.dtype();
+    KvLayout layout = p.layout();
+    AttentionOptions opts = p.options();
+    int hq = p.integer("num_qo_heads");
+    int hkv = p.integer("num_kv_heads");
+    int dim = p.integer("head_dim");
+    int pageSize = p.integer("page_size");
+    Safetensors.Entry q = entry(name, "q");
+    expectShape(name, "q", q, -1, hq, dim);
+    int batch = (int) q.shape()[0];
+    try (Tensor qT = upload(name, "q", dtype, q);
+        Tensor kT = upload(name, "k_cache", dtype, entry(name, "k_cache"));
+        Tensor vT = upload(name, "v_cache", dtype, entry(name, "v_cache"));
+        PagedKvCache cache = PagedKvCache.of(kT, vT, layout);
+        PageTable table = PageTable.of(device, pageSize, ints(name, "kv_indptr"), ints(name, "kv_indices"),
+            ints(name, "kv_last_page_len"));
+        Tensor out = Tensor.empty(device, dtype, batch, hq, dim);
+        Tensor lse = Tensor.empty(device, DType.F32, batch, hq);
+        BatchDecodeWithPagedKvCache decode = new BatchDecodeWithPagedKvCache(device)) {
+      out.fillBytes(0xff); // poison: anything left unwritten reads as NaN
+      lse.fillBytes(0xff);
+      decode.plan(table, hq, hkv, dim, pageSize, dtype, opts);
+      decode.run(qT, cache, out, lse);
+      device.synchronize();
+      return outputs(out, lse);
+    }
+  }
+
+  private Map<String, Safetensors.TensorData> singleDecode(String name, CaseParams p) {
+    DType dtype = p.dtype();
+    KvLayout layout = p.layout();
+    AttentionOptions opts = p.options();
+    int hq = p.integer("num_qo_heads");
+    int hkv = p.integer("num_kv_heads");
+    int dim = p.integer("head_dim");
+    Safetensors.Entry q = entry(name, "q");
+    expectShape(name, "q", q, hq, dim);
+    Safetensors.Entry k = entry(name, "k");
+    if (layout == KvLayout.NHD) {
+      expectShape(name, "k", k, -1, hkv, dim);
+    } else {
+      expectShape(name, "k", k, hkv, -1, dim);
+    }
+    try (Tensor qT = upload(name, "q", dtype, q);
+        Tensor kT = upload(name, "k", dtype, k);
+        Tensor vT = upload(name, "v", dtype, entry(name, "v"));
+        Tensor out = Tensor.empty(device, dtype, hq, dim);
+        Tensor lse = Tensor.empty(device, DType.F32, hq)) {
+      out.fillBytes(0xff);
+      lse.fillBytes(0xff);
+      SingleDecode.run(qT, kT, vT, out, lse, layout, opts, null);
+      device.synchronize();
+      return outputs(out, lse);
+    }
+  }
+
+  // ---- helpers ----
+
+  private Safetensors.Entry entry(String name, String field) {
+    String key = name + "." + field;
+    if (!file.contains(key)) {
+      throw new IllegalArgumentException("case " + name + " has no tensor " + key);
+    }
+    return file.get(key);
+  }
+
+  private int[] ints(String name, String field) {
+    Safetensors.Entry e = entry(name, field);
+    if (!e.dtype().equals("I32")) {
+      throw new IllegalArgumentException(name + "." + field + " must be I32, got " + e.dtype());
+    }
+    return e.toInts();
+  }
+
+  private static void expectShape(String name, String field, Safetensors.Entry e, long... expected) {
+    long[] s = e.shape();
+    boolean ok = s.length == expected.length;
+    for (int i = 0; ok && i < s.length; i++) {
+      ok = expected[i] < 0 || s[i] == expected[i];
+    }
+    if (!ok) {
+      StringBuilder want = new StringBuilder("[");
+      for (int i = 0; i < expected.length; i++) {
+        want.append(i == 0 ? "" : ", ").append(expected[i] < 0 ? "*" : Long.toString(expected[i]));
+      }
+      throw new IllegalArgumentException(name + "." + field + " has shape " + Arrays.toString(s)
+          + ", the case's parameters need " + want.append(']'));
+    }
+  }
+
+  private Tensor upload(String name, String field, DType dtype, Safetensors.Entry e) {
+    String want = safetensorsName(dtype);
+    if (!e.dtype().equals(want)) {
+      throw new IllegalArgumentException(name + "." + field + " is " + e.dtype() + " but the case's dtype is "
+          + want);
+    }
+    Tensor t = Tensor.empty(device, dtype, e.shape());
+    try {
+      if (t.byteSize() > 0) {
+        t.copyFrom(e.bytes());
+      }
+    } catch (RuntimeException ex) {
+      t.close();
+      throw ex;
+    }
+    return t;
+  }
+
+  private static Map<String, Safetensors.TensorData> outputs(Tensor out, Tensor lse) {
+    Map<String, Safetensors.TensorData> m = new LinkedHashMap<>();
+    m.put("o", download(out));
+    m.put("lse", download(lse));
+    return m;
+  }
+
+  private static Safetensors.TensorData download(Tensor t) {
+    ByteBuffer b = ByteBuffer.allocate(Math.toIntExact(t.byteSize()));
+    if (t.byteSize() > 0) {
+      t.copyTo(b);
+    }
+    return Safetensors.tensor(safetensorsName(t.dtype()), b.array(), t.shape());
+  }
+
+  static String safetensorsName(DType dtype) {
+    switch (dtype) {
+      case BF16:
+        return "BF16";
+      case F16:
+        return "F16";
+      case F32:
+        return "F32";
+      case I32:
+        return "I32";
+      case U8:
+        return "U8";
+      case FP8_E4M3:
+        return "F8_E4M3";
+      case FP8_E5M2:
+        return "F8_E5M2";
+      default:
+        throw new IllegalArgumentException("no safetensors name for " + dtype);
+    }
+  }
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Everything the GPU machine runs for one submission, in one call (the device tool's machine has no Java: the
+# bundle brings a runtime). Carry target/gpu-bundle.tar.gz and benchmarks/target/benchmarks.jar.
+#   ci/gpu-run.sh [tests] [memcheck] [racecheck] [harness] [demo] [bench] [compat] [jmh]   (default: tests harness demo)
+# Results come back in $OUT (or ./gpu-out), few files as the device tool allows: logs.tgz (every log and output),
+# decode.json, peers.json and decode_table.md when the bench step ran.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+dest="${OUT:-$root/gpu-out}"
+mkdir -p "$dest"
+export PATH=/usr/local/cuda/bin:$PATH
+steps=("$@")
+[[ ${#steps[@]} -gt 0 ]] || steps=(tests harness demo)
+work=/tmp/fi4j-gpu
+rm -rf "$work" && mkdir -p "$work/out"
+out="$work/out"
+tar xzf "$root/target/gpu-bundle.tar.gz" -C "$work"
+bundle="$work/gpu-bundle"
+java=("$bundle/runtime/bin/java" -Dorg.bytedeco.javacpp.cachedir="$work/jc")
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader
+status=0
+for step in "${steps[@]}"; do
+  echo "== $step"
+  case "$step" in
+    tests) "$bundle/run-tests.sh" > "$out/tests.txt" 2>&1 || status=1; grep -E "✘" "$out/tests.txt" | head -20; tail -1 "$out/tests.txt" ;;
+    memcheck|racecheck)
+      SANITIZER=$step "$bundle/run-tests.sh" > "$out/$step.txt" 2>&1 || status=1
+      grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/$step.txt" | tail -2; tail -1 "$out/$step.txt" ;;
+    harness)
+      nvcc -std=c++17 -O2 -arch=sm_90 -I"$root/cuda/include" "$root"/cuda/tests/decode_harness.cu "$root"/cuda/kernels/decode*.cu \
+        "$root/cuda/kernels/append.cu" -o "$work/harness" && "$work/harness" > "$out/harness.txt" 2>&1 || status=1
+      grep -E "^FAIL" "$out/harness.txt" | head; tail -1 "$out/harness.txt" ;;
+    demo) "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" demo 2>&1 | tee "$out/demo.txt" | tail -12 ;;
+    bench)
+      "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" bench decode --out "$out" | tee "$out/bench.txt" || status=1
+      (cd "$out" && OUT="$out" PYTHONUNBUFFERED=1 python3 "$root/python-compat/torch_peers.py" > "$out/peers.txt" 2>&1) || echo "peers failed"
+      python3 "$root/python-compat/decode_report.py" "$out/decode.json" "$out/peers.json" > "$out/decode_table.md" && cat "$out/decode_table.md" ;;
+    compat)
+      P="$root/python-compat"
+      python3 "$P/make_cases.py" --preset sweep --source reference -o "$work/sweep.safetensors" > /dev/null &&
+      python3 "$P/make_cases.py" --op batch_decode_paged --batch 16 --kv-len 1:2048 --heads 32/8 --head-dim 128 \
+        --page-size 16 --dtype bf16 --seed 7 --count 3 --source reference -o "$work/rand.safetensors" > /dev/null &&
+      python3 "$P/make_cases.py" --op batch_decode_paged --batch 8 --kv-len 0:600 --heads 64/8 --head-dim 64 \
+        --page-size 1 --layout HND --dtype fp16 --rope --soft-cap 30 --seed 21 --count 2 --source reference \
+        -o "$work/rand.safetensors" --append > /dev/null || status=1
+      cp "$bundle/golden/flashinfer-0.2.5-golden-decode.safetensors" "$work/golden.safetensors"
+      for f in golden sweep rand; do
+        "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" compat run "$work/$f.safetensors" \
+          "$work/$f-out.safetensors" --device cuda > "$out/compat-$f.txt" 2>&1 || status=1
+        python3 "$P/compare.py" "$work/$f.safetensors" "$work/$f-out.safetensors" | tee "$out/compare-$f.txt" | tail -1 || status=1
+      done ;;
+    jmh)
+      "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" jmh -f 1 -wi 3 -i 5 -w 1 -r 1 -p device=cuda \
+        -jvmArgsAppend "-Dorg.bytedeco.javacpp.cachedir=$work/jc" HostOverhead 2>&1 | tee "$out/jmh.txt" | tail -6 ;;
+    *) echo "unknown step $step"; status=2 ;;
+  esac
+done
+tar czf "$dest/logs.tgz" -C "$work" out
+for f in decode.json peers.json decode_table.md; do [[ -f "$out/$f" ]] && cp "$out/$f" "$dest/"; done
+exit $status
