@@ -224,6 +224,13 @@ FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* a, void* stre
       if (!cuda) check_page_table_host(p.kv, a->kv.num_indices);
     }
     const int64_t batch = p.kv.batch_size;
+    if (cuda) {
+      check_stream(device, stream);
+      require(a->kv.num_kv_heads <= 65535, "kv.num_kv_heads", "<= 65535 on the CUDA backend (grid y)",
+              a->kv.num_kv_heads);
+      if (a->lse && (reinterpret_cast<uintptr_t>(a->lse) & 3u) != 0)
+        fail_arg("lse", "4-byte aligned", "address % 4 = " + std::to_string(reinterpret_cast<uintptr_t>(a->lse) % 4));
+    }
     check_ptr(a->q, "q", batch > 0, cuda);
     check_ptr(a->o, "o", batch > 0, cuda);
     check_stride(a->q_stride_n, "q_stride_n", cuda);
@@ -263,6 +270,7 @@ FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* a, void* stre
       cpu::batch_decode(p);
       return;
     }
+    cudaGetLastError();  // a stale error left by another library must not be reported as ours
     check_cuda_launch(launch_batch_decode(p, static_cast<cudaStream_t>(stream)), "batch decode launch");
   });
 }
@@ -295,6 +303,7 @@ FI4J_API int fi4j_batch_decode_plan(int device, fi4j_decode_plan* plan, void* wo
     in.workspace_bytes = workspace_bytes;
     if (!is_cpu(device))
       check_cuda(cudaDeviceGetAttribute(&in.num_sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+    if (!is_cpu(device)) check_stream(device, stream);
     DecodePlanResult r = plan_decode(in);
     if (r.num_work > 0) {
       check_ptr(workspace, "workspace", true, true);
@@ -365,6 +374,8 @@ FI4J_API int fi4j_append_paged_kv(int device, const fi4j_append_args* a, void* s
       cpu::append_paged_kv(p);
       return;
     }
+    check_stream(device, stream);
+    cudaGetLastError();  // a stale error left by another library must not be reported as ours
     check_cuda_launch(launch_append_paged_kv(p, static_cast<cudaStream_t>(stream)), "append launch");
   });
 }

@@ -56,6 +56,7 @@ FI4J_API int fi4j_event_record(int device, void* event, void* stream) {
   return guarded([&] {
     require_cuda_device(device, "event recording");
     if (!event) fail_arg("event", "non-null", "null");
+    check_stream(device, stream);
     check_cuda(cudaEventRecord(static_cast<cudaEvent_t>(event), static_cast<cudaStream_t>(stream)), "cudaEventRecord");
   });
 }
@@ -75,6 +76,7 @@ FI4J_API int fi4j_graph_capture_begin(int device, void* stream) {
   return guarded([&] {
     require_cuda_device(device, "graph capture");
     require_capturable(stream);
+    check_stream(device, stream);
     check_cuda(cudaStreamBeginCapture(static_cast<cudaStream_t>(stream), cudaStreamCaptureModeThreadLocal),
                "cudaStreamBeginCapture");
   });
@@ -100,6 +102,7 @@ FI4J_API int fi4j_graph_launch(int device, void* graph_exec, void* stream) {
   return guarded([&] {
     require_cuda_device(device, "graph launch");
     if (!graph_exec) fail_arg("graph_exec", "non-null", "null");
+    check_stream(device, stream);
     check_cuda(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph_exec), static_cast<cudaStream_t>(stream)),
                "cudaGraphLaunch");
   });
@@ -130,6 +133,8 @@ FI4J_API int fi4j_fill_random(int device, void* ptr, int32_t dtype, int64_t n, u
       return;
     }
     use_device(device);
+    check_stream(device, stream);
+    cudaGetLastError();
     check_cuda(launch_fill_random(ptr, static_cast<DType>(dtype), n, seed, scale, static_cast<cudaStream_t>(stream)),
                "random fill launch");
   });

@@ -2,6 +2,7 @@
 // that checks read as one line each and every entry point converts failures into a status code.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <sstream>
@@ -48,6 +49,14 @@ int guarded(F&& body) {
     return set_error(FI4J_ERR_INTERNAL, "internal error: unknown exception");
   }
 }
+
+/// Registry checks (api.cpp). When ptr lies inside an fi4j_malloc allocation, that allocation must be on `device`
+/// (argument name device_arg) and hold `bytes` bytes from ptr on; otherwise throws INVALID_ARGUMENT. Pointers the
+/// library did not allocate pass unchecked (the caller's word).
+void check_range(int device, const char* device_arg, const void* ptr, const char* name, int64_t bytes);
+/// A stream made by fi4j_stream_create must belong to `device`; the default stream (null), the CPU backend and
+/// streams of other libraries pass. Call before queuing work on a caller's stream.
+void check_stream(int device, void* stream);
 
 /// Element size in bytes of a fi4j_dtype, or 0 for an unknown value.
 int dtype_size(int dtype);

@@ -2,8 +2,10 @@
 // decode/append cases with hand-computed answers. Exit code = number of failed checks.
 #include <cmath>
 #include <cstdio>
+#include <cstdint>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "flashinfer4j/flashinfer4j.h"
@@ -177,11 +179,144 @@ static void test_append_cpu() {
   CHECK(contains(fi4j_last_error(), "positions[0]") && contains(fi4j_last_error(), "got 3"));
 }
 
+static int64_t live_allocations(int device) {
+  int64_t n = -1;
+  CHECK(fi4j_memory_stats(device, &n, nullptr, nullptr) == FI4J_OK);
+  return n;
+}
+
+// Memory functions: argument checks and the allocation registry (foreign pointers, double frees, wrong devices,
+// copies past an allocation's end).
+static void test_memory() {
+  const int cpu = FI4J_DEVICE_CPU;
+  void* p = reinterpret_cast<void*>(0x1);
+  CHECK(fi4j_malloc(cpu, -1, &p) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "bytes must be >= 0, got -1"));
+  CHECK(p == nullptr);  // *out is cleared on failure
+  CHECK(fi4j_malloc(cpu, INT64_MAX, &p) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "bytes must be <= 2^62"));
+  CHECK(fi4j_malloc(cpu, (int64_t{1} << 62), &p) == FI4J_ERR_OUT_OF_MEMORY);  // in range, but no machine has it
+  CHECK(fi4j_malloc(cpu, 16, nullptr) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "out must be non-null"));
+
+  const int64_t base_count = live_allocations(cpu);
+  int64_t bytes0 = -1;
+  CHECK(fi4j_memory_stats(cpu, nullptr, &bytes0, nullptr) == FI4J_OK);
+  void* a = nullptr;
+  CHECK(fi4j_malloc(cpu, 64, &a) == FI4J_OK && a != nullptr);
+  CHECK(reinterpret_cast<uintptr_t>(a) % 256 == 0);
+  int64_t count = 0, bytes = 0, streams = -1;
+  CHECK(fi4j_memory_stats(cpu, &count, &bytes, &streams) == FI4J_OK);
+  CHECK(count == base_count + 1 && bytes == bytes0 + 64 && streams == 0);
+
+  // copies and memsets: inside the allocation fine, past its end refused, nothing written
+  char host[128];
+  std::memset(host, 7, sizeof(host));
+  CHECK(fi4j_memcpy(cpu, a, cpu, host, 64) == FI4J_OK);
+  CHECK(fi4j_memcpy(cpu, static_cast<char*>(a) + 32, cpu, host, 32) == FI4J_OK);
+  CHECK(fi4j_memcpy(cpu, a, cpu, host, 65) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "bytes must be <= 64") && contains(fi4j_last_error(), "got 65"));
+  CHECK(fi4j_memcpy(cpu, static_cast<char*>(a) + 40, cpu, host, 32) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "<= 24"));
+  CHECK(fi4j_memcpy(cpu, host, cpu, static_cast<char*>(a) + 63, 2) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "allocation src points into"));
+  CHECK(fi4j_memcpy_async(cpu, a, cpu, host, 100, nullptr) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(fi4j_memset(cpu, a, 0, 65) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(fi4j_memset(cpu, static_cast<char*>(a) + 1, 0, 64) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(fi4j_memset(cpu, a, 0, 64) == FI4J_OK);
+  CHECK(fi4j_memset(cpu, a, 0, -1) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(fi4j_memcpy(cpu, a, cpu, host, -5) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(fi4j_memcpy(cpu, nullptr, cpu, host, 5) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "dst must be non-null"));
+  // a host allocation named as device memory (and the reverse) is refused before anything touches it
+  CHECK(fi4j_memset(0, a, 0, 8) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "device must be -1 (CPU) (the device ptr was allocated on), got 0"));
+  CHECK(fi4j_memcpy(0, a, cpu, host, 8) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "dst_device must be -1 (CPU)"));
+  CHECK(fi4j_memcpy(cpu, host, 3, a, 8) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "src_device must be -1 (CPU)"));
+  // memory the library did not allocate is the caller's word
+  char other[16];
+  CHECK(fi4j_memcpy(cpu, other, cpu, host, 16) == FI4J_OK);
+
+  // frees: foreign, interior, wrong-device and double frees are errors, not heap corruption
+  CHECK(fi4j_free(cpu, other) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "ptr must be a live allocation of fi4j_malloc"));
+  CHECK(fi4j_free(cpu, static_cast<char*>(a) + 16) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(fi4j_free(0, a) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "device must be -1 (CPU) (the device ptr was allocated on), got 0"));
+  CHECK(live_allocations(cpu) == base_count + 1);
+  CHECK(fi4j_free(cpu, a) == FI4J_OK);
+  CHECK(live_allocations(cpu) == base_count);
+  CHECK(fi4j_free(cpu, a) == FI4J_ERR_INVALID_ARGUMENT);  // double free
+  CHECK(fi4j_free(cpu, nullptr) == FI4J_OK);
+
+  // a 0-byte allocation holds no byte
+  void* z = nullptr;
+  CHECK(fi4j_malloc(cpu, 0, &z) == FI4J_OK && z != nullptr);
+  CHECK(fi4j_memset(cpu, z, 0, 0) == FI4J_OK);
+  CHECK(fi4j_memset(cpu, z, 0, 1) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(fi4j_free(cpu, z) == FI4J_OK);
+
+  CHECK(fi4j_memory_stats(cpu, nullptr, nullptr, nullptr) == FI4J_OK);
+  CHECK(live_allocations(12345) == 0);
+
+  // many threads allocating and freeing at once leave the registry where it was
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([] {
+      for (int i = 0; i < 2000; ++i) {
+        void* q = nullptr;
+        if (fi4j_malloc(FI4J_DEVICE_CPU, 1 + i % 300, &q) != FI4J_OK) continue;
+        fi4j_memset(FI4J_DEVICE_CPU, q, i, 1 + i % 300);
+        fi4j_free(FI4J_DEVICE_CPU, q);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(live_allocations(cpu) == base_count);
+}
+
+// Streams: null outs, destroying what was never created (or on the wrong device), the CPU stand-in.
+static void test_streams() {
+  CHECK(fi4j_stream_create(FI4J_DEVICE_CPU, nullptr) == FI4J_ERR_INVALID_ARGUMENT);
+  void* s = reinterpret_cast<void*>(0x1);
+  CHECK(fi4j_stream_create(FI4J_DEVICE_CPU, &s) == FI4J_OK && s == nullptr);
+  CHECK(fi4j_stream_synchronize(FI4J_DEVICE_CPU, nullptr) == FI4J_OK);
+  CHECK(fi4j_stream_destroy(FI4J_DEVICE_CPU, nullptr) == FI4J_OK);
+  int bogus = 0;
+  CHECK(fi4j_stream_destroy(0, &bogus) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "stream must be a live stream of fi4j_stream_create"));
+  int count = 0;
+  fi4j_device_count(&count);
+  if (count > 0) {
+    void* cs = nullptr;
+    CHECK(fi4j_stream_create(0, &cs) == FI4J_OK && cs != nullptr);
+    int64_t streams = 0;
+    CHECK(fi4j_memory_stats(0, nullptr, nullptr, &streams) == FI4J_OK && streams == 1);
+    if (count > 1) {
+      CHECK(fi4j_stream_synchronize(1, cs) == FI4J_ERR_INVALID_ARGUMENT);
+      CHECK(fi4j_stream_destroy(1, cs) == FI4J_ERR_INVALID_ARGUMENT);
+    }
+    CHECK(fi4j_stream_destroy(0, cs) == FI4J_OK);
+    CHECK(fi4j_stream_destroy(0, cs) == FI4J_ERR_INVALID_ARGUMENT);  // double destroy
+    void* d = nullptr;
+    CHECK(fi4j_malloc(0, 64, &d) == FI4J_OK);
+    char host[64] = {0};
+    CHECK(fi4j_memcpy(0, d, FI4J_DEVICE_CPU, host, 65) == FI4J_ERR_INVALID_ARGUMENT);
+    CHECK(fi4j_memset(FI4J_DEVICE_CPU, d, 0, 8) == FI4J_ERR_INVALID_ARGUMENT);  // never a host memset of device memory
+    CHECK(fi4j_free(FI4J_DEVICE_CPU, d) == FI4J_ERR_INVALID_ARGUMENT);        // never std::free of device memory
+    CHECK(fi4j_free(0, d) == FI4J_OK);
+  }
+}
+
 int main() {
   test_conversions();
   test_devices();
   test_decode_cpu();
   test_append_cpu();
+  test_memory();
+  test_streams();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }

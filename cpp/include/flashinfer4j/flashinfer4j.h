@@ -89,6 +89,15 @@ FI4J_API int fi4j_stream_create(int device, void** out);
 FI4J_API int fi4j_stream_destroy(int device, void* stream);
 FI4J_API int fi4j_stream_synchronize(int device, void* stream);
 FI4J_API int fi4j_device_synchronize(int device);
+/**
+ * Live memory and streams this library handed out on `device` (-1: the CPU backend): allocations of fi4j_malloc not
+ * yet freed, their bytes (as asked for), and streams of fi4j_stream_create not yet destroyed. Any out may be NULL.
+ * The same registry makes fi4j_free of a pointer it did not allocate (or freed before, or with another device)
+ * and fi4j_stream_destroy of a stream it did not create FI4J_ERR_INVALID_ARGUMENT rather than a crash, and
+ * rejects a copy or memset that starts inside an allocation and runs past its end or names the wrong device.
+ * Pointers it does not know (memory of other libraries) are not checked.
+ */
+FI4J_API int fi4j_memory_stats(int device, int64_t* live_allocations, int64_t* live_bytes, int64_t* live_streams);
 
 /* ---- paged KV cache ---- */
 
@@ -233,6 +242,123 @@ FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* args, void* s
  */
 FI4J_API int fi4j_decode_supported(int device, int32_t dtype, int32_t head_dim, int32_t num_qo_heads,
                                    int32_t num_kv_heads);
+
+/* ---- prefill ---- */
+
+/**
+ * Which keys a query row may see (SPEC.md, Attention). NONE: every key; CAUSAL: bottom-right aligned, key j is
+ * seen by query row i when j <= i + kv_len - qo_len; CUSTOM: bit (i * kv_len + j) of the request's packed mask.
+ * The sliding window (options.window_left) applies on top of each.
+ */
+enum fi4j_mask_mode { FI4J_MASK_NONE = 0, FI4J_MASK_CAUSAL = 1, FI4J_MASK_CUSTOM = 2 };
+
+/** Where a prefill's keys and values live: ragged tensors [nnz_kv, num_kv_heads, head_dim] or a paged cache. */
+enum fi4j_kv_storage { FI4J_KV_RAGGED = 0, FI4J_KV_PAGED = 1 };
+
+/**
+ * Prefill plan: inputs describe the batch (host arrays) and its options; fi4j_batch_prefill_plan checks them,
+ * fills the outputs and writes whatever the backend's run needs into the workspace. The same plan then serves
+ * every fi4j_batch_prefill of that batch composition (e.g. once per layer). The CPU backend plans nothing
+ * (all outputs 0).
+ */
+typedef struct fi4j_prefill_plan {
+  /* inputs */
+  int32_t batch_size;
+  int32_t num_qo_heads;
+  int32_t num_kv_heads;
+  int32_t head_dim;
+  int32_t page_size;               /* tokens per page; 0 for ragged K/V */
+  int32_t mask_mode;               /* fi4j_mask_mode */
+  int32_t window_left;             /* < 0: off */
+  const int32_t* qo_indptr_host;   /* [batch_size + 1] */
+  const int32_t* kv_len_host;      /* [batch_size] keys of each request */
+  /* outputs */
+  int32_t num_work;                /* work items of a split plan; 0: no split */
+  int32_t cta_tile_q;              /* query rows per block the backend chose; 0: not applicable */
+  int64_t workspace_bytes;         /* bytes of workspace this plan uses */
+} fi4j_prefill_plan;
+
+/**
+ * Prefill attention for a batch of requests. Request b owns query rows qo_indptr[b] .. qo_indptr[b+1]-1 of q,
+ * o and lse (q and o [nnz_qo, num_qo_heads, head_dim] with element strides, lse [nnz_qo, num_qo_heads] float32
+ * contiguous, base 2, or NULL) and attends to its kv_len keys:
+ *  - ragged (kv_storage FI4J_KV_RAGGED): rows kv_indptr[b] .. kv_indptr[b+1]-1 of k and v
+ *    ([nnz_kv, num_kv_heads, head_dim] with token and head strides, so NHD and HND are both strides);
+ *  - paged (FI4J_KV_PAGED): the pages of request b in paged_kv (whose dtype, num_kv_heads, head_dim and
+ *    batch_size must agree with these).
+ * Single prefill is a batch of one: qo_indptr NULL means one request of nnz_qo rows, kv_indptr NULL one request
+ * of nnz_kv keys, mask_indptr NULL one mask at byte 0 (each allowed only with batch_size 1).
+ * A custom mask (mask_mode FI4J_MASK_CUSTOM) is packed as fi4j_segment_packbits writes it: request b's
+ * qo_len x kv_len bits, row-major, start at byte mask_indptr[b] of custom_mask (custom_mask_bytes in all).
+ * Index arrays and the mask live in the memory of `device`; their contents are checked here for the CPU backend
+ * only (the Java wrappers check them on the host before uploading). Rows that see no key get 0 and LSE -inf.
+ */
+typedef struct fi4j_prefill_args {
+  int32_t dtype;
+  int32_t batch_size;
+  int32_t num_qo_heads;
+  int32_t num_kv_heads;
+  int32_t head_dim;
+  /* queries and outputs */
+  const void* qo_indptr;
+  int32_t nnz_qo;
+  const void* q;
+  int64_t q_stride_n;
+  int64_t q_stride_h;
+  void* o;
+  int64_t o_stride_n;
+  int64_t o_stride_h;
+  void* lse;
+  /* keys and values */
+  int32_t kv_storage;
+  const void* k;
+  int64_t k_stride_n;
+  int64_t k_stride_h;
+  const void* v;
+  int64_t v_stride_n;
+  int64_t v_stride_h;
+  const void* kv_indptr;
+  int32_t nnz_kv;
+  fi4j_paged_kv paged_kv;
+  /* masking and variant */
+  int32_t mask_mode;
+  const void* custom_mask;
+  const void* mask_indptr;
+  int64_t custom_mask_bytes;
+  fi4j_attention_options options;
+  /* from the plan (all zero on the CPU backend) */
+  int32_t num_work;
+  int32_t cta_tile_q;
+  void* workspace;
+  int64_t workspace_bytes;
+} fi4j_prefill_args;
+
+/**
+ * Checks a prefill configuration against what this build can run on a device, without launching; FI4J_OK or
+ * FI4J_ERR_UNSUPPORTED with a message that names the unsupported part.
+ */
+FI4J_API int fi4j_prefill_supported(int device, int32_t dtype, int32_t head_dim, int32_t num_qo_heads,
+                                    int32_t num_kv_heads);
+
+/** Plans a batch prefill (see fi4j_prefill_plan); the workspace is memory of `device` (host for the CPU). */
+FI4J_API int fi4j_batch_prefill_plan(int device, fi4j_prefill_plan* plan, void* workspace, int64_t workspace_bytes,
+                                     void* stream);
+
+FI4J_API int fi4j_batch_prefill(int device, const fi4j_prefill_args* args, void* stream);
+
+/**
+ * Packs n booleans (one byte each, non-zero = keep) into (n + 7) / 8 bytes, little-endian bit order: element o is
+ * bit o % 8 of byte o / 8; unused high bits of the last byte are 0. Host memory.
+ */
+FI4J_API int fi4j_packbits(const uint8_t* mask, int64_t n, uint8_t* packed);
+
+/**
+ * Packs each segment mask[indptr[b] .. indptr[b+1]) on its own, padded to whole bytes: segment b starts at byte
+ * packed_indptr[b] (packed_indptr[0] = 0, packed_indptr[batch_size] = the bytes written). packed holds
+ * packed_capacity bytes (sum over b of ceil(len_b / 8) are needed). Host memory.
+ */
+FI4J_API int fi4j_segment_packbits(const uint8_t* mask, const int32_t* indptr, int32_t batch_size, uint8_t* packed,
+                                   int64_t packed_capacity, int32_t* packed_indptr);
 
 /* ---- timing and CUDA graphs ---- */
 

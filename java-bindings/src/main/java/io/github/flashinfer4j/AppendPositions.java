@@ -2,7 +2,9 @@ package io.github.flashinfer4j;
 
 /**
  * Where each appended token goes: request {@code batchIndices()[n]} at position {@code positions()[n]}. Made by
- * {@link PagedKv#batchIndicesAndPositions(int[], int[])}. Arrays are copied in and out.
+ * {@link PagedKv#batchIndicesAndPositions(int[], int[])}. Arrays are copied in and out. Immutable and safe to
+ * share between threads; the targets are validated against a page table when they are used
+ * ({@link PagedKv#append(Tensor, Tensor, AppendPositions, PagedKvCache, PageTable, Stream)}).
  */
 public final class AppendPositions {
   private final int[] batchIndices;

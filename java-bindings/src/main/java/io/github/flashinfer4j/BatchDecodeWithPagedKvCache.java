@@ -17,10 +17,11 @@ import org.bytedeco.javacpp.Pointer;
  * <p>Query heads {@code h} read KV head {@code h / (numQoHeads / numKvHeads)} (GQA, MQA when numKvHeads = 1).
  * Requests with no tokens produce 0 and LSE -inf. LSE is the base-2 log-sum-exp of the scaled logits.
  *
- * <p>The workspace (U8, caller-owned or allocated by the wrapper: {@value #DEFAULT_WORKSPACE_BYTES} bytes on CUDA)
+ * <p>plan, run and close are mutually exclusive (a close racing a run waits for it, then later calls throw
+ * IllegalStateException). The workspace (U8, caller-owned or allocated by the wrapper: {@value #DEFAULT_WORKSPACE_BYTES} bytes on CUDA)
  * holds the work list and the partial states of split requests; two wrappers must not share one while their
- * runs may overlap. Not thread-safe: one thread at a time per wrapper; distinct wrappers may run concurrently on
- * distinct streams.
+ * runs may overlap. Safe to call from several threads (calls on one wrapper are serialised), but a wrapper holds one
+ * plan: threads that decode different batches concurrently use distinct wrappers, on distinct streams.
  */
 public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
   /** Workspace the convenience constructors allocate on a CUDA device (128 MiB, as FlashInfer recommends). */
@@ -91,7 +92,8 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
       this.workspace = workspace;
       this.ownsWorkspace = false;
     } else {
-      this.workspace = Tensor.empty(device, DType.U8, device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);
+      this.workspace = Tensor.allocate("BatchDecodeWithPagedKvCache workspace", device, DType.U8,
+          device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);
       this.ownsWorkspace = true;
     }
     this.graphBatch = graphBatch;
@@ -148,14 +150,16 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
    * cannot run this configuration, {@link InvalidArgumentException} when the workspace is too small for a fixed
    * split.
    */
-  public void plan(PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, int pageSize, DType dtype,
-      AttentionOptions options, DecodePlanOptions planOptions, Stream stream) {
+  public synchronized void plan(PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, int pageSize,
+      DType dtype, AttentionOptions options, DecodePlanOptions planOptions, Stream stream) {
     checkOpen();
     Checks.notNull(pageTable, "pageTable");
     Checks.notNull(dtype, "dtype");
     Checks.notNull(options, "options");
     Checks.notNull(planOptions, "planOptions");
-    Checks.check(pageTable.isOpen(), "pageTable", "open", "closed");
+    if (!pageTable.isOpen()) {
+      throw new IllegalStateException("pageTable is closed");
+    }
     Checks.check(pageTable.device().equals(device), "pageTable.device", device.toString(), pageTable.device());
     Checks.check(pageSize >= 1, "pageSize", ">= 1", pageSize);
     Checks.check(pageTable.pageSize() == pageSize, "pageSize", "the page table's page size " + pageTable.pageSize(),
@@ -176,8 +180,8 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
           "<= the graph wrapper's maxPages " + graphIndices.numel(), indptr[batch]);
     }
     Native.check(Fi4j.fi4j_decode_supported(device.code(), dtype.code(), headDim, numQoHeads, numKvHeads));
-    Pointer streamPtr = stream == null ? null : stream.pointer();
-    try (Fi4j.fi4j_decode_plan p = new Fi4j.fi4j_decode_plan();
+    try (Native.Pins pins = new Native.Pins();
+        Fi4j.fi4j_decode_plan p = new Fi4j.fi4j_decode_plan();
         IntPointer hIndptr = new IntPointer(indptr);
         IntPointer hLast = new IntPointer(last.length == 0 ? new int[1] : last)) {
       p.batch_size(batch)
@@ -196,10 +200,11 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
           .chosen_path(0)
           .chunk_size(0)
           .workspace_bytes(0);
-      Native.check(Fi4j.fi4j_batch_decode_plan(device.code(), p, workspace.pointer(), workspace.byteSize(),
+      Pointer streamPtr = stream == null ? null : stream.pointer(pins);
+      Native.check(Fi4j.fi4j_batch_decode_plan(device.code(), p, workspace.pointer(pins), workspace.byteSize(),
           streamPtr));
       if (graphBatch > 0) {
-        uploadPageTable(indptr, pageTable.kvIndices(), last, streamPtr);
+        uploadPageTable(indptr, pageTable.kvIndices(), last, streamPtr, pins);
       }
       this.numWork = p.num_work();
       this.path = DecodePath.of(p.chosen_path());
@@ -214,16 +219,16 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     this.options = options;
   }
 
-  private void uploadPageTable(int[] indptr, int[] indices, int[] last, Pointer stream) {
+  private void uploadPageTable(int[] indptr, int[] indices, int[] last, Pointer stream, Native.Pins pins) {
     int n = indptr[indptr.length - 1];
     try (IntPointer a = new IntPointer(indptr);
         IntPointer b = new IntPointer(n == 0 ? new int[1] : Arrays.copyOf(indices, n));
         IntPointer c = new IntPointer(last)) {
       // pageable sources: each copy returns once its source is staged, so the pointers may die after it
-      Native.check(Fi4j.fi4j_memcpy_async(device.code(), graphIndptr.pointer(), Native.CPU, a, 4L * indptr.length,
+      Native.check(Fi4j.fi4j_memcpy_async(device.code(), graphIndptr.pointer(pins), Native.CPU, a, 4L * indptr.length,
           stream));
-      Native.check(Fi4j.fi4j_memcpy_async(device.code(), graphIndices.pointer(), Native.CPU, b, 4L * n, stream));
-      Native.check(Fi4j.fi4j_memcpy_async(device.code(), graphLastPageLen.pointer(), Native.CPU, c, 4L * last.length,
+      Native.check(Fi4j.fi4j_memcpy_async(device.code(), graphIndices.pointer(pins), Native.CPU, b, 4L * n, stream));
+      Native.check(Fi4j.fi4j_memcpy_async(device.code(), graphLastPageLen.pointer(pins), Native.CPU, c, 4L * last.length,
           stream));
     }
   }
@@ -237,7 +242,7 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
    * Computes {@code out[b, h, :]} (and {@code lse[b, h]} when lse is not null) for q {@code [batch, numQoHeads,
    * headDim]}. Queued on {@code stream} (null = default stream) for CUDA; complete on return for the CPU backend.
    */
-  public void run(Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
+  public synchronized void run(Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
     checkOpen();
     if (pageTable == null) {
       throw new IllegalStateException("plan() must be called before run()");
@@ -265,30 +270,33 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     if (stream != null) {
       Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
     }
-    args.num_qo_heads(numQoHeads)
-        .dtype(dtype.code())
-        .q(q.pointer())
-        .q_stride_n(q.stride(0))
-        .q_stride_h(q.stride(1))
-        .o(out.pointer())
-        .o_stride_n(out.stride(0))
-        .o_stride_h(out.stride(1))
-        .lse(lse == null ? null : lse.pointer())
-        .single_kv_len(0)
-        .num_work(numWork)
-        .path(path.code())
-        .workspace(workspace.pointer())
-        .workspace_bytes(workspace.byteSize());
-    cache.fill(args.kv());
-    pageTable.fill(args.kv());
-    if (graphBatch > 0) {
-      args.kv()
-          .kv_indptr(graphIndptr.pointer())
-          .kv_indices(graphIndices.pointer())
-          .kv_last_page_len(graphLastPageLen.pointer());
+    // pins keep every buffer of the call alive (a concurrent close or the Cleaner waits for the call)
+    try (Native.Pins pins = new Native.Pins()) {
+      args.num_qo_heads(numQoHeads)
+          .dtype(dtype.code())
+          .q(q.pointer(pins))
+          .q_stride_n(q.stride(0))
+          .q_stride_h(q.stride(1))
+          .o(out.pointer(pins))
+          .o_stride_n(out.stride(0))
+          .o_stride_h(out.stride(1))
+          .lse(lse == null ? null : lse.pointer(pins))
+          .single_kv_len(0)
+          .num_work(numWork)
+          .path(path.code())
+          .workspace(workspace.pointer(pins))
+          .workspace_bytes(workspace.byteSize());
+      cache.fill(args.kv(), pins);
+      pageTable.fill(args.kv(), pins);
+      if (graphBatch > 0) {
+        args.kv()
+            .kv_indptr(graphIndptr.pointer(pins))
+            .kv_indices(graphIndices.pointer(pins))
+            .kv_last_page_len(graphLastPageLen.pointer(pins));
+      }
+      Decoding.fillOptions(args.options(), options);
+      Native.check(Fi4j.fi4j_batch_decode(device.code(), args, stream == null ? null : stream.pointer(pins)));
     }
-    Decoding.fillOptions(args.options(), options);
-    Native.check(Fi4j.fi4j_batch_decode(device.code(), args, stream == null ? null : stream.pointer()));
   }
 
   private void checkQo(Tensor t, String name, int batch) {
@@ -306,7 +314,7 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
   }
 
   @Override
-  public void close() {
+  public synchronized void close() {
     if (!closed) {
       closed = true;
       args.close();

@@ -2,7 +2,11 @@ package io.github.flashinfer4j;
 
 import java.util.Arrays;
 
-/** Argument checks shared by the ops; each failure names the argument, the expectation and the value. */
+/**
+ * Argument checks shared by the ops; each failure names the argument, the expectation and the value
+ * ("name must be expected, got actual"). These run on the host before every launch; a CUDA-graph replay runs no
+ * host code and therefore none of them.
+ */
 final class Checks {
   private Checks() {}
 

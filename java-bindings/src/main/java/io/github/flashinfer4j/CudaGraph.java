@@ -17,11 +17,13 @@ import org.bytedeco.javacpp.PointerPointer;
 public final class CudaGraph implements AutoCloseable {
   private final Device device;
   private final long exec;
+  private final Native.Pins retained;  // every buffer the captured work uses stays allocated while the graph exists
   private boolean closed;
 
-  private CudaGraph(Device device, long exec) {
+  private CudaGraph(Device device, long exec, Native.Pins retained) {
     this.device = device;
     this.exec = exec;
+    this.retained = retained;
   }
 
   /**
@@ -37,10 +39,13 @@ public final class CudaGraph implements AutoCloseable {
     }
     Native.check(Fi4j.fi4j_graph_capture_begin(device.code(), stream.pointer()));
     RuntimeException failure = null;
+    Native.Pins retained = Native.Pins.beginRetention();
     try {
       work.run();
     } catch (RuntimeException e) {
       failure = e;
+    } finally {
+      Native.Pins.endRetention();
     }
     try (PointerPointer<Pointer> out = new PointerPointer<>(1)) {
       int status = Fi4j.fi4j_graph_capture_end(device.code(), stream.pointer(), out);
@@ -48,10 +53,14 @@ public final class CudaGraph implements AutoCloseable {
         if (status == Fi4j.FI4J_OK) {
           Fi4j.fi4j_graph_destroy(device.code(), out.get(0));
         }
+        retained.close();
         throw failure;
       }
-      Native.check(status);
-      return new CudaGraph(device, out.get(0).address());
+      if (status != Fi4j.FI4J_OK) {
+        retained.close();
+        Native.check(status);
+      }
+      return new CudaGraph(device, out.get(0).address(), retained);
     }
   }
 
@@ -69,7 +78,11 @@ public final class CudaGraph implements AutoCloseable {
   public void close() {
     if (!closed) {
       closed = true;
-      Native.check(Fi4j.fi4j_graph_destroy(device.code(), Native.pointer(exec)));
+      try {
+        Native.check(Fi4j.fi4j_graph_destroy(device.code(), Native.pointer(exec)));
+      } finally {
+        retained.close();
+      }
     }
   }
 }

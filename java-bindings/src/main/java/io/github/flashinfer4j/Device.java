@@ -4,8 +4,10 @@ import io.github.flashinfer4j.lowlevel.Fi4j;
 import java.util.Objects;
 
 /**
- * Where tensors live and ops run: the CPU reference backend or one CUDA device. An immutable value; the CUDA
- * properties are read when asked for.
+ * Where tensors live and ops run: the CPU reference backend or one CUDA device. An immutable value, safe to share
+ * between threads; the CUDA properties are read when asked for. Only {@link #cuda(int)} and {@link #best()} make
+ * CUDA devices, so a Device always names a device that exists. Ops compare devices and refuse a tensor, cache,
+ * page table or stream of another device than the op's with {@link InvalidArgumentException}.
  */
 public final class Device {
   private static final Device CPU = new Device(Native.CPU);
@@ -102,6 +104,7 @@ public final class Device {
 
   /** Blocks until all work queued on this device has finished. */
   public void synchronize() {
+    Native.ensureLoaded();
     Native.check(Fi4j.fi4j_device_synchronize(index));
   }
 

@@ -1,12 +1,30 @@
 package io.github.flashinfer4j;
 
 import io.github.flashinfer4j.lowlevel.Fi4j;
+import java.lang.ref.Cleaner;
+import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import org.bytedeco.javacpp.Loader;
 import org.bytedeco.javacpp.Pointer;
 
-/** The one door to the generated JNI layer: loading, status conversion and raw pointers. */
+/**
+ * The one door to the generated JNI layer: loading, status conversion, raw pointers, and the life cycle of native
+ * resources ({@link Resource}: close, pins that keep a resource alive during a native call, and the Cleaner that
+ * releases what a program forgot to close).
+ */
 final class Native {
   static final int CPU = -1;
+
+  /** Where leaks are reported (System.Logger; java.util.logging by default). */
+  static final System.Logger LOG = System.getLogger("io.github.flashinfer4j");
+
+  private static final Cleaner CLEANER = Cleaner.create(r -> {
+    Thread t = new Thread(r, "flashinfer4j-cleaner");
+    t.setDaemon(true);
+    return t;
+  });
+  private static final AtomicLong CLEANER_RELEASES = new AtomicLong();
 
   private Native() {}
 
@@ -64,6 +82,263 @@ final class Native {
   private static final class RawPointer extends Pointer {
     RawPointer(long address) {
       this.address = address;
+    }
+  }
+
+  /**
+   * Live allocations, their bytes and live streams that the native library handed out on {@code device} (the C
+   * registry behind fi4j_malloc/fi4j_free): {@code [allocations, bytes, streams]}.
+   */
+  static long[] memoryStats(Device device) {
+    ensureLoaded();
+    long[] count = new long[1];
+    long[] bytes = new long[1];
+    long[] streams = new long[1];
+    check(Fi4j.fi4j_memory_stats(device.code(), count, bytes, streams));
+    return new long[] {count[0], bytes[0], streams[0]};
+  }
+
+  /** How many resources the Cleaner has released because their owners were never closed (for tests). */
+  static long cleanerReleases() {
+    return CLEANER_RELEASES.get();
+  }
+
+  /** Frees the native side of a resource; must not reference the Java object that owns it. */
+  interface Release {
+    void release();
+  }
+
+  /** fi4j_free of one allocation. */
+  static Release freeMemory(int deviceCode, long address) {
+    return () -> check(Fi4j.fi4j_free(deviceCode, pointer(address)));
+  }
+
+  /**
+   * A native resource (an allocation, a stream) or a handle over one, shared by an object and its views.
+   *
+   * <p>Life cycle: open until {@link #close()}; closing is idempotent and never releases twice. Native calls
+   * {@link #pin() pin} the resources they use: a close while another thread holds a pin marks the resource closed
+   * (new pins fail with {@link IllegalStateException}) and defers the release until the last pin is dropped, so a
+   * concurrent close can never free memory under a running native call. A pin also keeps the resource strongly
+   * reachable, so the Cleaner cannot run while a call uses it.
+   *
+   * <p>When a resource that owns native memory becomes unreachable without being closed, the Cleaner releases it
+   * on its own thread and logs a WARNING naming what leaked, once per resource. The Cleaner action is a separate
+   * object ({@code State}) that holds only the native address, the release function and a description: it never
+   * references the resource or its owner (which would keep them reachable forever).
+   */
+  static final class Resource {
+    private final State state;
+    private final Cleaner.Cleanable cleanable;  // null when there is nothing to release
+
+    private Resource(State state, boolean track) {
+      this.state = state;
+      this.cleanable = track ? CLEANER.register(this, state) : null;
+    }
+
+    /**
+     * A resource that releases through {@code release} when closed or, if never closed, by the Cleaner.
+     * {@code description} (e.g. "Tensor(F16, [4, 8], cpu, 64 bytes)") names it in the leak warning.
+     */
+    static Resource owning(Release release, Object description) {
+      return new Resource(new State(release, description), true);
+    }
+
+    /** A resource with nothing native to release: only its open/closed state (views, wraps, borrowed handles). */
+    static Resource borrowed(Object description) {
+      return new Resource(new State(null, description), false);
+    }
+
+    boolean isClosed() {
+      return (state.word.get() & State.CLOSED) != 0;
+    }
+
+    /** Marks the resource in use by a native call; throws IllegalStateException once it is closed. */
+    void pin() {
+      AtomicInteger word = state.word;
+      while (true) {
+        int w = word.get();
+        if ((w & State.CLOSED) != 0) {
+          throw new IllegalStateException(state.description + " is closed");
+        }
+        if ((w & State.PINS) == State.PINS) {
+          throw new IllegalStateException(state.description + " has too many concurrent users");
+        }
+        if (word.compareAndSet(w, w + 1)) {
+          return;
+        }
+      }
+    }
+
+    /** Ends a {@link #pin()}; the last one after a close releases the resource. */
+    void unpin() {
+      int w = state.word.decrementAndGet();
+      if (w == State.CLOSED) {
+        try {
+          releaseNow();
+        } catch (RuntimeException e) {
+          LOG.log(System.Logger.Level.WARNING, "flashinfer4j: releasing " + state.description + " failed", e);
+        }
+      }
+    }
+
+    /**
+     * Closes: idempotent (a second close does nothing, never a second release). Returns true for the call that
+     * closed it. Releases now when no native call holds a pin, else when the last pin is dropped.
+     */
+    boolean close() {
+      AtomicInteger word = state.word;
+      while (true) {
+        int w = word.get();
+        if ((w & State.CLOSED) != 0) {
+          return false;
+        }
+        if (word.compareAndSet(w, w | State.CLOSED)) {
+          if ((w & State.PINS) == 0) {
+            releaseNow();
+          }
+          return true;
+        }
+      }
+    }
+
+    private void releaseNow() {
+      if (cleanable != null) {
+        cleanable.clean();  // runs State.run() once and unregisters it from the Cleaner
+      }
+    }
+
+    @Override
+    public String toString() {
+      return String.valueOf(state.description);
+    }
+  }
+
+  /** The Cleaner action of a {@link Resource}: everything needed to release it, and nothing that reaches it. */
+  private static final class State implements Runnable {
+    static final int CLOSED = 1 << 30;
+    static final int PINS = CLOSED - 1;
+
+    /** CLOSED bit | number of pins; read and written by user threads and the Cleaner thread. */
+    final AtomicInteger word = new AtomicInteger();
+    final Release release;
+    final Object description;
+
+    State(Release release, Object description) {
+      this.release = release;
+      this.description = description;
+    }
+
+    /** Runs exactly once: from close()/unpin() through Cleanable.clean(), or on the Cleaner thread. */
+    @Override
+    public void run() {
+      boolean leaked = (word.getAndUpdate(w -> w | CLOSED) & CLOSED) == 0;
+      if (!leaked) {
+        if (release != null) {
+          release.release();  // failures reach the caller of close()
+        }
+        return;
+      }
+      // Cleaner thread: nothing may throw out of here
+      CLEANER_RELEASES.incrementAndGet();
+      try {
+        LOG.log(System.Logger.Level.WARNING, "flashinfer4j: " + description
+            + " was not closed; the Cleaner released it. Close flashinfer4j objects (try-with-resources) to free "
+            + "native memory promptly.");
+        if (release != null) {
+          release.release();
+        }
+      } catch (RuntimeException | Error e) {
+        try {
+          LOG.log(System.Logger.Level.WARNING, "flashinfer4j: the Cleaner could not release " + description, e);
+        } catch (RuntimeException | Error ignored) {
+          // logging itself failed (e.g. during shutdown): nothing more to do
+        }
+      }
+    }
+  }
+
+  /**
+   * The resources one native call uses, pinned for its duration: {@code try (Native.Pins pins = new Native.Pins())
+   * { ... t.pointer(pins) ... native call ... }}. Not thread-safe (one call, one thread).
+   *
+   * <p>While a CUDA graph capture is open on this thread ({@link #beginRetention()}), every pin is also retained
+   * by the capture's own Pins, which the graph can hold until it is destroyed, so that tensors a graph replays
+   * cannot be freed under it.
+   */
+  static final class Pins implements AutoCloseable {
+    private static final ThreadLocal<Pins> RETENTION = new ThreadLocal<>();
+
+    private Resource[] held = new Resource[8];
+    private int size;
+
+    /** Pins {@code r} until {@link #close()}; throws IllegalStateException when it is closed. */
+    void add(Resource r) {
+      r.pin();
+      push(r);
+      Pins retention = RETENTION.get();
+      if (retention != null && retention != this) {
+        r.pin();  // cannot fail but in a race with close; this Pins then still unpins the first pin
+        retention.push(r);
+      }
+    }
+
+    private void push(Resource r) {
+      if (size == held.length) {
+        held = Arrays.copyOf(held, size * 2);
+      }
+      held[size++] = r;
+    }
+
+    /** Number of pins held. */
+    int size() {
+      return size;
+    }
+
+    @Override
+    public void close() {
+      for (int i = size - 1; i >= 0; i--) {
+        Resource r = held[i];
+        held[i] = null;
+        r.unpin();
+      }
+      size = 0;
+    }
+
+    /**
+     * Starts retaining, on this thread, every resource pinned by native calls (for a CUDA graph capture); the
+     * returned Pins holds them until it is closed. End with {@link #endRetention()}.
+     */
+    static Pins beginRetention() {
+      Pins p = new Pins();
+      RETENTION.set(p);
+      return p;
+    }
+
+    static void endRetention() {
+      RETENTION.remove();
+    }
+  }
+
+  /** Describes an owned allocation in leak warnings, computed only when one is logged. */
+  static final class AllocationInfo {
+    private final String what;
+    private final DType dtype;
+    private final long[] shape;
+    private final Device device;
+    private final long bytes;
+
+    AllocationInfo(String what, DType dtype, long[] shape, Device device, long bytes) {
+      this.what = what;
+      this.dtype = dtype;
+      this.shape = shape.clone();
+      this.device = device;
+      this.bytes = bytes;
+    }
+
+    @Override
+    public String toString() {
+      return what + "(" + dtype + ", " + Arrays.toString(shape) + ", " + device + ", " + bytes + " bytes)";
     }
   }
 }

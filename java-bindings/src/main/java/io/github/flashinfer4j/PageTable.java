@@ -7,12 +7,24 @@ import java.util.Arrays;
  * {@code kvIndices[kvIndptr[b] .. kvIndptr[b+1])}, and its last page holds {@code kvLastPageLen[b]} tokens, so
  * {@code kvLen(b) = pageSize * (pages - 1) + kvLastPageLen[b]} (0 for a request with no pages).
  *
- * <p>Immutable. Validated on construction (monotone indptr starting at 0, within the indices, non-negative page
- * ids, last-page lengths in 0..pageSize and 0 for empty requests); page ids are checked against a cache's page
- * count whenever the table is used with a cache. Keeps host copies (for checks and planning) and copies in the
- * device's memory (for the kernels), which {@link #close()} frees. Safe to share between threads once built.
+ * <p>Validated on construction, on the host copies, before anything is uploaded: indptr starts at 0, is
+ * non-decreasing and ends within the indices; page ids are non-negative; last-page lengths are in 0..pageSize
+ * (0 for empty requests); every request's kvLen fits in an int. Page ids are checked against a cache's page
+ * count on the host whenever the table is used with a cache (append, decode run). A CUDA-graph replay runs no
+ * host code and so skips that check (the kernels still skip any page id outside the cache rather than touch
+ * memory outside it).
+ *
+ * <p>Keeps host copies (for checks and planning) and one copy in the device's memory (for the kernels), which
+ * {@link #close()} frees; close is idempotent, and a table that is never closed has its device copy freed by a
+ * Cleaner (with a WARNING log). A closed table refuses use with {@link IllegalStateException}.
+ *
+ * <p>Immutable, and safe to share between threads once built (several wrappers and threads may use one table at
+ * once). Close it after its last use; a close racing with a running op waits for the op's native call.
  */
 public final class PageTable implements AutoCloseable {
+  /** Largest Java array: bounds the page count of a table. */
+  private static final int MAX_ARRAY = Integer.MAX_VALUE - 8;
+
   private final Device device;
   private final int pageSize;
   private final int[] indptr;
@@ -20,6 +32,7 @@ public final class PageTable implements AutoCloseable {
   private final int[] lastPageLen;
   private final int maxPageId;
   private final long totalTokens;
+  private final Tensor storage;  // indptr | indices | lastPageLen, one allocation
   private final Tensor dIndptr;
   private final Tensor dIndices;
   private final Tensor dLastPageLen;
@@ -41,24 +54,29 @@ public final class PageTable implements AutoCloseable {
       tokens += kvLen(b);
     }
     this.totalTokens = tokens;
-    Tensor a = null;
-    Tensor b = null;
-    Tensor c = null;
+    // one allocation, each array starting on a 16-byte boundary
+    int at1 = align4(indptr.length);
+    int at2 = at1 + align4(indices.length);
+    int n = at2 + lastPageLen.length;
+    int[] all = new int[n];
+    System.arraycopy(indptr, 0, all, 0, indptr.length);
+    System.arraycopy(indices, 0, all, at1, indices.length);
+    System.arraycopy(lastPageLen, 0, all, at2, lastPageLen.length);
+    Tensor t = Tensor.allocate("PageTable", device, DType.I32, n);
     try {
-      a = Tensor.fromInts(device, indptr, indptr.length);
-      b = Tensor.fromInts(device, indices, indices.length);
-      c = Tensor.fromInts(device, lastPageLen, lastPageLen.length);
+      t.copyFrom(all);
+      this.dIndptr = t.narrow(0, 0, indptr.length);
+      this.dIndices = t.narrow(0, at1, indices.length);
+      this.dLastPageLen = t.narrow(0, at2, lastPageLen.length);
     } catch (RuntimeException e) {
-      for (Tensor t : new Tensor[] {a, b, c}) {
-        if (t != null) {
-          t.close();
-        }
-      }
+      t.close();
       throw e;
     }
-    this.dIndptr = a;
-    this.dIndices = b;
-    this.dLastPageLen = c;
+    this.storage = t;
+  }
+
+  private static int align4(int n) {
+    return (n + 3) & ~3;
   }
 
   /** Builds and validates a page table from host arrays and copies it to {@code device}. */
@@ -76,10 +94,14 @@ public final class PageTable implements AutoCloseable {
       Checks.check(kvIndptr[b + 1] >= kvIndptr[b], "kvIndptr[" + (b + 1) + "]",
           ">= kvIndptr[" + b + "] = " + kvIndptr[b] + " (non-decreasing)", kvIndptr[b + 1]);
       int last = kvLastPageLen[b];
-      if (kvIndptr[b + 1] == kvIndptr[b]) {
+      int pages = kvIndptr[b + 1] - kvIndptr[b];
+      if (pages == 0) {
         Checks.check(last == 0, "kvLastPageLen[" + b + "]", "0 for a request with no pages", last);
       } else {
         Checks.check(last >= 0 && last <= pageSize, "kvLastPageLen[" + b + "]", "in [0, " + pageSize + "]", last);
+        long len = (long) pageSize * (pages - 1) + last;
+        Checks.check(len <= Integer.MAX_VALUE, "kvLen(" + b + ")",
+            "<= 2^31-1 tokens (pageSize * (pages - 1) + kvLastPageLen[" + b + "])", len);
       }
     }
     Checks.check(kvIndptr[batch] <= kvIndices.length, "kvIndptr[" + batch + "]",
@@ -87,18 +109,25 @@ public final class PageTable implements AutoCloseable {
     for (int i = 0; i < kvIndptr[batch]; i++) {
       Checks.check(kvIndices[i] >= 0, "kvIndices[" + i + "]", ">= 0", kvIndices[i]);
     }
+    long total = (long) kvIndptr.length + kvIndices.length + kvLastPageLen.length + 8;
+    Checks.check(total <= MAX_ARRAY, "kvIndptr.length + kvIndices.length + kvLastPageLen.length",
+        "<= " + MAX_ARRAY, total);
     return new PageTable(device, pageSize, kvIndptr.clone(), kvIndices.clone(), kvLastPageLen.clone());
   }
 
-  /** Builds a page table from I32 tensors (any device): copies them to the host, validates, and uploads. */
+  /** Builds a page table from 1-D I32 tensors (any device): copies them to the host, validates, and uploads. */
   public static PageTable fromTensors(Device device, int pageSize, Tensor kvIndptr, Tensor kvIndices,
       Tensor kvLastPageLen) {
+    Checks.notNull(device, "device");
     Checks.open(kvIndptr, "kvIndptr");
     Checks.open(kvIndices, "kvIndices");
     Checks.open(kvLastPageLen, "kvLastPageLen");
     Checks.dtype(kvIndptr, "kvIndptr", DType.I32);
     Checks.dtype(kvIndices, "kvIndices", DType.I32);
     Checks.dtype(kvLastPageLen, "kvLastPageLen", DType.I32);
+    Checks.check(kvIndptr.dim() == 1, "kvIndptr.dim()", "1", kvIndptr.dim());
+    Checks.check(kvIndices.dim() == 1, "kvIndices.dim()", "1", kvIndices.dim());
+    Checks.check(kvLastPageLen.dim() == 1, "kvLastPageLen.dim()", "1", kvLastPageLen.dim());
     return of(device, pageSize, kvIndptr.toIntArray(), kvIndices.toIntArray(), kvLastPageLen.toIntArray());
   }
 
@@ -110,13 +139,17 @@ public final class PageTable implements AutoCloseable {
     Checks.notNull(kvLens, "kvLens");
     Checks.check(pageSize >= 1, "pageSize", ">= 1", pageSize);
     int batch = kvLens.length;
+    Checks.check(batch < MAX_ARRAY, "kvLens.length", "< " + MAX_ARRAY, batch);
     int[] indptr = new int[batch + 1];
     int[] last = new int[batch];
     for (int b = 0; b < batch; b++) {
       Checks.check(kvLens[b] >= 0, "kvLens[" + b + "]", ">= 0", kvLens[b]);
-      int pages = (kvLens[b] + pageSize - 1) / pageSize;
-      indptr[b + 1] = Math.addExact(indptr[b], pages);
-      last[b] = pages == 0 ? 0 : kvLens[b] - (pages - 1) * pageSize;
+      long pages = ((long) kvLens[b] + pageSize - 1) / pageSize;
+      long end = indptr[b] + pages;
+      Checks.check(end + 2L * batch + 9 <= MAX_ARRAY, "kvLens", "at most " + MAX_ARRAY + " pages and requests in all",
+          "more (" + end + " pages by request " + b + ")");
+      indptr[b + 1] = (int) end;
+      last[b] = pages == 0 ? 0 : (int) (kvLens[b] - (pages - 1) * pageSize);
     }
     int[] indices = new int[indptr[batch]];
     for (int i = 0; i < indices.length; i++) {
@@ -190,6 +223,7 @@ public final class PageTable implements AutoCloseable {
     }
   }
 
+  /** Fills the page-table part of a native descriptor, without pins (the caller keeps the table open). */
   void fill(io.github.flashinfer4j.lowlevel.Fi4j.fi4j_paged_kv kv) {
     checkOpen();
     kv.kv_indptr(dIndptr.pointer())
@@ -199,8 +233,19 @@ public final class PageTable implements AutoCloseable {
         .num_indices(indices.length);
   }
 
+  /** Fills the page-table part of a native descriptor, pinning the device copy until {@code pins} close. */
+  void fill(io.github.flashinfer4j.lowlevel.Fi4j.fi4j_paged_kv kv, Native.Pins pins) {
+    checkOpen();
+    kv.kv_indptr(dIndptr.pointer(pins))
+        .kv_indices(indices.length == 0 ? null : dIndices.pointer())
+        .kv_last_page_len(dLastPageLen.pointer())
+        .batch_size(batchSize())
+        .num_indices(indices.length);
+  }
+
+  /** Whether the table can still be used; safe to call from any thread. */
   boolean isOpen() {
-    return dIndptr.isOpen();
+    return storage.isOpen();
   }
 
   private void checkOpen() {
@@ -209,17 +254,16 @@ public final class PageTable implements AutoCloseable {
     }
   }
 
+  /** Frees the device copy; idempotent. The host copies stay readable. */
   @Override
   public void close() {
-    dIndptr.close();
-    dIndices.close();
-    dLastPageLen.close();
+    storage.close();
   }
 
   @Override
   public String toString() {
     return "PageTable{batch=" + batchSize() + ", pageSize=" + pageSize + ", pages=" + indptr[batchSize()]
-        + ", tokens=" + totalTokens + ", device=" + device + "}"
+        + ", tokens=" + totalTokens + ", device=" + device + (isOpen() ? "" : ", closed") + "}"
         + (batchSize() <= 8 ? " indptr=" + Arrays.toString(indptr) : "");
   }
 }

@@ -1,14 +1,30 @@
 package io.github.flashinfer4j;
 
 import io.github.flashinfer4j.lowlevel.Fi4j;
+import java.util.Arrays;
+import org.bytedeco.javacpp.Pointer;
 
 /**
  * Writing keys and values into a {@link PagedKvCache}. Token n of {@code keys}/{@code values}
  * ({@code [nnz, numKvHeads, headDim]}) goes to request {@code batchIndices[n]} at position {@code positions[n]},
  * i.e. page {@code kvIndices[kvIndptr[b] + pos / pageSize]}, slot {@code pos % pageSize}. The page table must
  * already cover the appended positions.
+ *
+ * <p>What is checked before anything is written: shapes, dtypes and devices of keys, values and the cache; the
+ * stream's device; the page table against the cache (device, page size, every page id below the cache's page
+ * count); and, for targets given as host arrays, every (request, position) against the page table. Targets given
+ * as device tensors cannot be read on the host without a copy: their contents are not checked on the host (the
+ * CPU backend checks them in C; the CUDA kernel skips any token outside its request's pages, so no write lands
+ * outside them). A CUDA-graph replay of an append skips every host check (no host code runs at replay); the
+ * kernel's skip of out-of-range tokens still holds.
+ *
+ * <p>Threads: static and stateless; concurrent appends to distinct caches (or disjoint pages of one cache) on
+ * distinct streams are safe.
  */
 public final class PagedKv {
+  /** Most tokens one call may append (the targets are staged as Java arrays). */
+  static final int MAX_TOKENS = (Integer.MAX_VALUE - 8) / 2;
+
   private PagedKv() {}
 
   /**
@@ -20,17 +36,18 @@ public final class PagedKv {
     Checks.notNull(appendIndptr, "appendIndptr");
     Checks.notNull(seqLens, "seqLens");
     int batch = seqLens.length;
-    Checks.check(appendIndptr.length == batch + 1, "appendIndptr.length", "seqLens.length + 1 = " + (batch + 1),
-        appendIndptr.length);
+    Checks.check(appendIndptr.length == (long) batch + 1, "appendIndptr.length",
+        "seqLens.length + 1 = " + ((long) batch + 1), appendIndptr.length);
     Checks.check(appendIndptr[0] == 0, "appendIndptr[0]", "0", appendIndptr[0]);
     for (int b = 0; b < batch; b++) {
-      int count = appendIndptr[b + 1] - appendIndptr[b];
       Checks.check(appendIndptr[b + 1] >= appendIndptr[b], "appendIndptr[" + (b + 1) + "]",
           ">= appendIndptr[" + b + "] = " + appendIndptr[b], appendIndptr[b + 1]);
+      int count = appendIndptr[b + 1] - appendIndptr[b];
       Checks.check(seqLens[b] >= count, "seqLens[" + b + "]", ">= the " + count + " tokens appended to request " + b,
           seqLens[b]);
     }
     int nnz = appendIndptr[batch];
+    Checks.check(nnz <= MAX_TOKENS, "appendIndptr[" + batch + "]", "<= " + MAX_TOKENS + " tokens in one call", nnz);
     int[] bi = new int[nnz];
     int[] pos = new int[nnz];
     for (int b = 0; b < batch; b++) {
@@ -44,7 +61,10 @@ public final class PagedKv {
     return new AppendPositions(bi, pos);
   }
 
-  /** Appends on the device's default stream; see {@link #append(Tensor, Tensor, int[], int[], PagedKvCache, PageTable, Stream)}. */
+  /**
+   * Appends on the device's default stream; see
+   * {@link #append(Tensor, Tensor, int[], int[], PagedKvCache, PageTable, Stream)}.
+   */
   public static void append(Tensor keys, Tensor values, int[] batchIndices, int[] positions, PagedKvCache cache,
       PageTable pageTable) {
     append(keys, values, batchIndices, positions, cache, pageTable, null);
@@ -71,6 +91,7 @@ public final class PagedKv {
     Checks.notNull(pageTable, "pageTable");
     checkTokens(keys, values, cache);
     int nnz = Math.toIntExact(keys.size(0));
+    Checks.check(nnz <= MAX_TOKENS, "keys.size(0)", "<= " + MAX_TOKENS + " tokens in one call", nnz);
     Checks.check(batchIndices.length == nnz, "batchIndices.length", "keys.size(0) = " + nnz, batchIndices.length);
     Checks.check(positions.length == nnz, "positions.length", "keys.size(0) = " + nnz, positions.length);
     int batch = pageTable.batchSize();
@@ -81,9 +102,15 @@ public final class PagedKv {
       Checks.check(positions[n] >= 0 && positions[n] < len, "positions[" + n + "]",
           "in [0, " + len + ") (the tokens request " + b + "'s pages hold)", positions[n]);
     }
-    try (Tensor bi = Tensor.fromInts(cache.device(), batchIndices, nnz);
-        Tensor pos = Tensor.fromInts(cache.device(), positions, nnz)) {
-      launch(keys, values, bi, pos, cache, pageTable, stream);
+    checkLaunch(cache, pageTable, stream);
+    if (nnz == 0) {
+      return;
+    }
+    try (Tensor staged = Tensor.allocate("PagedKv.append targets", cache.device(), DType.I32, 2, nnz)) {
+      int[] both = Arrays.copyOf(batchIndices, 2 * nnz);
+      System.arraycopy(positions, 0, both, nnz, nnz);
+      staged.copyFrom(both);
+      launch(keys, values, staged.select(0, 0), staged.select(0, 1), cache, pageTable, stream);
       if (cache.device().isCuda()) {
         // the staged targets are freed on return; make sure the kernel has read them
         (stream == null ? Stream.defaultStream(cache.device()) : stream).synchronize();
@@ -110,7 +137,10 @@ public final class PagedKv {
       Checks.dtype(x, name, DType.I32);
       Checks.device(x, name, cache.device());
       Checks.shape(x, name, nnz);
+      Checks.check(x.isContiguous(), name, "contiguous (the kernel reads nnz consecutive ints)",
+          "strides " + Arrays.toString(x.strides()));
     }
+    checkLaunch(cache, pageTable, stream);
     launch(keys, values, batchIndices, positions, cache, pageTable, stream);
   }
 
@@ -131,26 +161,32 @@ public final class PagedKv {
     Checks.lastDimContiguous(values, "values");
   }
 
-  private static void launch(Tensor keys, Tensor values, Tensor bi, Tensor pos, PagedKvCache cache,
-      PageTable pageTable, Stream stream) {
+  private static void checkLaunch(PagedKvCache cache, PageTable pageTable, Stream stream) {
     pageTable.checkCompatible(cache);
     if (stream != null) {
+      stream.checkOpen();
       Checks.check(stream.device().equals(cache.device()), "stream.device", cache.device().toString(),
           stream.device());
     }
-    try (Fi4j.fi4j_append_args args = new Fi4j.fi4j_append_args()) {
+  }
+
+  private static void launch(Tensor keys, Tensor values, Tensor bi, Tensor pos, PagedKvCache cache,
+      PageTable pageTable, Stream stream) {
+    try (Native.Pins pins = new Native.Pins();
+        Fi4j.fi4j_append_args args = new Fi4j.fi4j_append_args()) {
       args.nnz(Math.toIntExact(keys.size(0)))
-          .keys(keys.pointer())
+          .keys(keys.pointer(pins))
           .keys_stride_n(keys.stride(0))
           .keys_stride_h(keys.stride(1))
-          .values(values.pointer())
+          .values(values.pointer(pins))
           .values_stride_n(values.stride(0))
           .values_stride_h(values.stride(1))
-          .batch_indices(bi.pointer())
-          .positions(pos.pointer());
-      cache.fill(args.kv());
-      pageTable.fill(args.kv());
-      Native.check(Fi4j.fi4j_append_paged_kv(cache.device().code(), args, stream == null ? null : stream.pointer()));
+          .batch_indices(bi.pointer(pins))
+          .positions(pos.pointer(pins));
+      cache.fill(args.kv(), pins);
+      pageTable.fill(args.kv(), pins);
+      Pointer s = stream == null ? null : stream.pointer(pins);
+      Native.check(Fi4j.fi4j_append_paged_kv(cache.device().code(), args, s));
     }
   }
 }

@@ -10,11 +10,18 @@ import java.util.Arrays;
  * headDim]}. K and V are separate tensors {@code [numPages, ...page]} or one combined tensor
  * {@code [numPages, 2, ...page]} with K at index 0 of dimension 1. Page, token and head strides may be anything
  * (strided pages, e.g. a view into a larger pool); the head dim must be contiguous. The CUDA backend also needs
- * every stride to be a multiple of 8 elements (16 bytes).
+ * every stride to be a multiple of 8 elements (16 bytes). Every page the kernels may touch lies inside the K and V
+ * tensors (their shapes and strides say so), and every page id is checked against {@link #numPages()} on the host
+ * before an op runs.
  *
- * <p>A cache made by {@code allocate...} owns its memory and frees it on {@link #close()}; one made by
- * {@code of...} views tensors the caller owns. Not thread-safe for writes: appends to one cache must not run
- * concurrently with other appends or reads of the same slots.
+ * <p>A cache made by {@code allocate...} owns its memory and frees it on {@link #close()} (or, if never closed,
+ * a Cleaner frees it with a WARNING log once the cache and its K/V views are unreachable); one made by
+ * {@code of...} views tensors the caller owns and closing it closes only the cache handle. Close is idempotent;
+ * a closed cache (or one whose tensors were closed) refuses use with {@link IllegalStateException}.
+ *
+ * <p>Threads: any number of threads may read one cache at once (decode runs on distinct streams sharing a cache).
+ * Appends write it: an append must not run concurrently with other appends or reads of the same slots (appends to
+ * disjoint pages of one cache may run at once). A close racing with a running op waits for its native call.
  */
 public final class PagedKvCache implements AutoCloseable {
   private final Tensor storage;  // owned allocation, or null for views
@@ -28,6 +35,7 @@ public final class PagedKvCache implements AutoCloseable {
   private final long pageStride;
   private final long tokenStride;
   private final long headStride;
+  private volatile boolean closed;
 
   private PagedKvCache(Tensor storage, Tensor k, Tensor v, KvLayout layout) {
     this.storage = storage;
@@ -60,7 +68,7 @@ public final class PagedKvCache implements AutoCloseable {
 
   private static PagedKvCache allocated(Device device, DType dtype, KvLayout layout, long[] shape, int kvDim) {
     Checks.check(dtype == DType.F16 || dtype == DType.BF16, "dtype", "F16 or BF16", dtype);
-    Tensor t = Tensor.empty(device, dtype, shape);
+    Tensor t = Tensor.allocate("PagedKvCache", device, dtype, shape);
     try {
       return new PagedKvCache(t, t.select(kvDim, 0), t.select(kvDim, 1), layout);
     } catch (RuntimeException e) {
@@ -82,7 +90,9 @@ public final class PagedKvCache implements AutoCloseable {
         Arrays.toString(v.strides()));
     Checks.lastDimContiguous(k, "k");
     Checks.check(k.dtype() == DType.F16 || k.dtype() == DType.BF16, "k.dtype", "F16 or BF16", k.dtype());
-    Checks.check(k.size(0) <= Integer.MAX_VALUE, "k.size(0)", "<= 2^31-1 pages", k.size(0));
+    for (int d = 0; d < 4; d++) {
+      Checks.check(k.size(d) <= Integer.MAX_VALUE, "k.size(" + d + ")", "<= 2^31-1", k.size(d));
+    }
     int pageSizeDim = layout == KvLayout.NHD ? 1 : 2;
     Checks.check(k.size(pageSizeDim) >= 1, "k.size(" + pageSizeDim + ") (page size)", ">= 1", k.size(pageSizeDim));
     Checks.check(k.size(3) >= 1, "k.size(3) (head dim)", ">= 1", k.size(3));
@@ -94,6 +104,7 @@ public final class PagedKvCache implements AutoCloseable {
   /** Views a caller-owned combined tensor {@code [numPages, 2, page...]} (K at index 0 of dim 1). */
   public static PagedKvCache ofCombined(Tensor kv, KvLayout layout) {
     Checks.open(kv, "kv");
+    Checks.notNull(layout, "layout");
     Checks.check(kv.dim() == 5, "kv.dim()", "5 ([numPages, 2, " + pageDims(layout) + "])", kv.dim());
     Checks.check(kv.size(1) == 2, "kv.size(1)", "2 (K and V)", kv.size(1));
     return of(kv.select(1, 0), kv.select(1, 1), layout);
@@ -153,8 +164,9 @@ public final class PagedKvCache implements AutoCloseable {
     return headDim;
   }
 
-  boolean isOpen() {
-    return k.isOpen() && v.isOpen();
+  /** Whether the cache and the tensors it uses are open; safe to call from any thread. */
+  public boolean isOpen() {
+    return !closed && k.isOpen() && v.isOpen();
   }
 
   void checkOpen() {
@@ -163,12 +175,20 @@ public final class PagedKvCache implements AutoCloseable {
     }
   }
 
-  /** Fills the cache part of a native descriptor (storage and strides). */
+  /** Fills the cache part of a native descriptor (storage and strides), without pins. */
   void fill(Fi4j.fi4j_paged_kv kv) {
     checkOpen();
-    kv.k(k.pointer())
-        .v(v.pointer())
-        .page_stride(pageStride)
+    fillShape(kv.k(k.pointer()).v(v.pointer()));
+  }
+
+  /** Fills the cache part of a native descriptor, pinning K and V until {@code pins} close. */
+  void fill(Fi4j.fi4j_paged_kv kv, Native.Pins pins) {
+    checkOpen();
+    fillShape(kv.k(k.pointer(pins)).v(v.pointer(pins)));
+  }
+
+  private void fillShape(Fi4j.fi4j_paged_kv kv) {
+    kv.page_stride(pageStride)
         .token_stride(tokenStride)
         .head_stride(headStride)
         .num_pages(numPages)
@@ -178,8 +198,10 @@ public final class PagedKvCache implements AutoCloseable {
         .dtype(k.dtype().code());
   }
 
+  /** Closes; idempotent. Frees the storage of an allocated cache; a view cache only stops working. */
   @Override
   public void close() {
+    closed = true;
     if (storage != null) {
       storage.close();
     }
@@ -189,6 +211,6 @@ public final class PagedKvCache implements AutoCloseable {
   public String toString() {
     return "PagedKvCache{" + dtype() + ", " + layout + ", pages=" + numPages + ", pageSize=" + pageSize
         + ", kvHeads=" + numKvHeads + ", headDim=" + headDim + ", " + device() + (storage == null ? ", view" : "")
-        + "}";
+        + (isOpen() ? "" : ", closed") + "}";
   }
 }

@@ -1,11 +1,22 @@
 package io.github.flashinfer4j;
 
 import io.github.flashinfer4j.lowlevel.Fi4j;
+import java.util.Arrays;
+import org.bytedeco.javacpp.Pointer;
 
 /**
  * Decode attention for one request over plain (not paged) K/V tensors: q {@code [numQoHeads, headDim]}, k and v
  * {@code [kvLen, numKvHeads, headDim]} (NHD) or {@code [numKvHeads, kvLen, headDim]} (HND), out like q, lse
- * {@code [numQoHeads]} F32 or null. Same math as {@link BatchDecodeWithPagedKvCache} with one request.
+ * {@code [numQoHeads]} F32 (contiguous) or null. Same math as {@link BatchDecodeWithPagedKvCache} with one
+ * request.
+ *
+ * <p>Checked on the host before the launch: every tensor open, on q's device, of q's dtype, of the shapes above
+ * with a contiguous last dimension; k and v of equal shapes and strides; head counts (numQoHeads a multiple of
+ * numKvHeads); sizes that fit the native int fields; the stream's device. The native layer then checks dtype,
+ * head dim and alignment against what the backend supports. A CUDA-graph replay skips all of these (no host code
+ * runs at replay): captured tensors must stay open and keep their shapes.
+ *
+ * <p>Threads: static and stateless; concurrent runs are safe when their outputs are distinct.
  */
 public final class SingleDecode {
   private SingleDecode() {}
@@ -28,8 +39,8 @@ public final class SingleDecode {
     Checks.check(k.dim() == 3, "k.dim()",
         layout == KvLayout.NHD ? "3 ([kvLen, numKvHeads, headDim])" : "3 ([numKvHeads, kvLen, headDim])", k.dim());
     Checks.shape(v, "v", k.shape());
-    Checks.check(java.util.Arrays.equals(v.strides(), k.strides()), "v.strides",
-        "k.strides " + java.util.Arrays.toString(k.strides()), java.util.Arrays.toString(v.strides()));
+    Checks.check(Arrays.equals(v.strides(), k.strides()), "v.strides", "k.strides " + Arrays.toString(k.strides()),
+        Arrays.toString(v.strides()));
     Checks.shape(out, "out", q.shape());
     DType dtype = q.dtype();
     for (Tensor t : new Tensor[] {k, v, out}) {
@@ -38,42 +49,48 @@ public final class SingleDecode {
       Checks.lastDimContiguous(t, t == k ? "k" : t == v ? "v" : "out");
     }
     Checks.lastDimContiguous(q, "q");
-    int numQoHeads = Math.toIntExact(q.size(0));
-    int headDim = Math.toIntExact(q.size(1));
     boolean nhd = layout == KvLayout.NHD;
+    Checks.check(q.size(0) <= Integer.MAX_VALUE, "q.size(0) (numQoHeads)", "<= 2^31-1", q.size(0));
+    Checks.check(q.size(1) <= Integer.MAX_VALUE, "q.size(1) (headDim)", "<= 2^31-1", q.size(1));
+    int numQoHeads = (int) q.size(0);
+    int headDim = (int) q.size(1);
     long kvLen = k.size(nhd ? 0 : 1);
-    int numKvHeads = Math.toIntExact(k.size(nhd ? 1 : 0));
+    long kvHeads = k.size(nhd ? 1 : 0);
     Checks.check(kvLen <= Integer.MAX_VALUE, "kvLen", "<= 2^31-1", kvLen);
+    Checks.check(kvHeads >= 1 && kvHeads <= Integer.MAX_VALUE, "numKvHeads", "in [1, 2^31-1]", kvHeads);
+    int numKvHeads = (int) kvHeads;
     Checks.check(k.size(2) == headDim, "k.size(2)", "q's head dim " + headDim, k.size(2));
-    Checks.check(numKvHeads >= 1, "numKvHeads", ">= 1", numKvHeads);
     Checks.check(numQoHeads % numKvHeads == 0, "numQoHeads", "a multiple of numKvHeads = " + numKvHeads, numQoHeads);
     if (lse != null) {
       Checks.open(lse, "lse");
       Checks.dtype(lse, "lse", DType.F32);
       Checks.device(lse, "lse", device);
       Checks.shape(lse, "lse", numQoHeads);
+      Checks.check(lse.isContiguous(), "lse", "contiguous", "strides " + Arrays.toString(lse.strides()));
     }
     if (stream != null) {
+      stream.checkOpen();
       Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
     }
-    try (Fi4j.fi4j_decode_args args = new Fi4j.fi4j_decode_args()) {
+    try (Native.Pins pins = new Native.Pins();
+        Fi4j.fi4j_decode_args args = new Fi4j.fi4j_decode_args()) {
       args.num_qo_heads(numQoHeads)
           .dtype(dtype.code())
-          .q(q.pointer())
+          .q(q.pointer(pins))
           .q_stride_n(numQoHeads * q.stride(0))
           .q_stride_h(q.stride(0))
-          .o(out.pointer())
+          .o(out.pointer(pins))
           .o_stride_n(numQoHeads * out.stride(0))
           .o_stride_h(out.stride(0))
-          .lse(lse == null ? null : lse.pointer())
+          .lse(lse == null ? null : lse.pointer(pins))
           .single_kv_len((int) kvLen)
           .num_work(0)
           .path(0)
           .workspace(null)
           .workspace_bytes(0);
       args.kv()
-          .k(kvLen == 0 ? null : k.pointer())
-          .v(kvLen == 0 ? null : v.pointer())
+          .k(kvLen == 0 ? null : k.pointer(pins))
+          .v(kvLen == 0 ? null : v.pointer(pins))
           .page_stride(0)
           .token_stride(k.stride(nhd ? 0 : 1))
           .head_stride(k.stride(nhd ? 1 : 0))
@@ -88,7 +105,8 @@ public final class SingleDecode {
           .batch_size(1)
           .num_indices(0);
       Decoding.fillOptions(args.options(), options);
-      Native.check(Fi4j.fi4j_batch_decode(device.code(), args, stream == null ? null : stream.pointer()));
+      Pointer s = stream == null ? null : stream.pointer(pins);
+      Native.check(Fi4j.fi4j_batch_decode(device.code(), args, s));
     }
   }
 }

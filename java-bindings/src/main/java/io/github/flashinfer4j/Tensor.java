@@ -7,7 +7,6 @@ import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.Pointer;
-import org.bytedeco.javacpp.PointerPointer;
 import org.bytedeco.javacpp.ShortPointer;
 
 /**
@@ -17,20 +16,46 @@ import org.bytedeco.javacpp.ShortPointer;
  *
  * <p>Strides are in elements; the last dimension of tensors handed to attention ops must be contiguous. Copies to
  * and from Java arrays and NIO buffers need a contiguous tensor; float arrays convert to and from F16/BF16
- * (round to nearest even). Not thread-safe: use from one thread at a time.
+ * (round to nearest even).
+ *
+ * <h2>Bounds</h2>
+ * Every view ({@link #select}, {@link #narrow}, {@link #reshape}) spans only elements of the tensor it was made
+ * from, so no view can reach outside its allocation: ops that trust a tensor's shape and strides stay inside it.
+ * {@link #wrap} is the exception: its shape and strides are the caller's word (they are checked for overflow and
+ * alignment, not against the foreign allocation, which the library cannot see).
+ *
+ * <h2>Closing</h2>
+ * {@code close()} is idempotent: the first call frees an owned allocation (and makes the tensor and all its views
+ * refuse use with {@link IllegalStateException}); later calls do nothing, so memory is never freed twice. Closing
+ * a view closes only that handle; the memory stays with the tensor it views. A tensor that owns memory and is
+ * never closed is freed by a {@link java.lang.ref.Cleaner} once it and all its views are unreachable, with a
+ * WARNING on the {@code io.github.flashinfer4j} System.Logger naming its dtype, shape, device and bytes.
+ *
+ * <h2>Threads</h2>
+ * One thread at a time may write a tensor (copies into it, ops that write it) or close it; any number of threads
+ * may read a tensor that nobody writes (copies out of it, ops that only read it, e.g. a shared KV cache in
+ * decode). A {@code close()} racing with a use on another thread is a bug in the program, but never a crash:
+ * native calls pin the memory they use, so the free waits until the last running call returns, and later uses
+ * throw {@link IllegalStateException}. The open/closed state is safe to read from any thread.
+ *
+ * <h2>CUDA graphs</h2>
+ * A graph replay re-runs the captured kernels with the pointers recorded at capture and runs no host code, so
+ * none of these checks run again: the tensors a graph uses must stay open, unchanged in shape, while it is
+ * replayed.
  */
 public final class Tensor implements AutoCloseable {
-  /** Shared by a tensor and its views: the allocation and whether it has been released. */
+  /** Shared by a tensor and its views: the allocation (or wrapped memory) and its life cycle. */
   private static final class Memory {
     final Device device;
-    final long address;
-    final boolean owned;
-    boolean closed;
+    final long base;
+    final long capacity;  // bytes from base that views may span
+    final Native.Resource resource;
 
-    Memory(Device device, long address, boolean owned) {
+    Memory(Device device, long base, long capacity, Native.Resource resource) {
       this.device = device;
-      this.address = address;
-      this.owned = owned;
+      this.base = base;
+      this.capacity = capacity;
+      this.resource = resource;
     }
   }
 
@@ -40,8 +65,16 @@ public final class Tensor implements AutoCloseable {
   private final long[] shape;
   private final long[] strides;
   private final boolean isRoot;
+  private volatile boolean viewClosed;
 
   private Tensor(Memory memory, long address, DType dtype, long[] shape, long[] strides, boolean isRoot) {
+    long offset = address - memory.base;
+    long extent = extentBytes(shape, strides, dtype);
+    if (offset < 0 || offset > memory.capacity || extent > memory.capacity - offset) {
+      // unreachable through the public API: views are made in bounds; kept as the last line of defence
+      throw InvalidArgumentException.of("view", "within its parent's " + memory.capacity + " bytes",
+          "byte offset " + offset + " + extent " + extent);
+    }
     this.memory = memory;
     this.address = address;
     this.dtype = dtype;
@@ -52,28 +85,46 @@ public final class Tensor implements AutoCloseable {
 
   /** A new uninitialised contiguous tensor. */
   public static Tensor empty(Device device, DType dtype, long... shape) {
+    return allocate("Tensor", device, dtype, shape);
+  }
+
+  /**
+   * Allocates a contiguous tensor; {@code what} names its owner in a leak warning ("PageTable", "PagedKvCache").
+   */
+  static Tensor allocate(String what, Device device, DType dtype, long... shape) {
     Native.ensureLoaded();
     check(device != null, "device", "non-null", "null");
     check(dtype != null, "dtype", "non-null", "null");
     long[] s = checkShape(shape);
-    long numel = numelOf(s);
-    long bytes = Math.multiplyExact(numel, (long) dtype.byteSize());
-    try (PointerPointer<Pointer> out = new PointerPointer<>(1)) {
-      Native.check(Fi4j.fi4j_malloc(device.code(), bytes, out));
-      long addr = out.get(0).address();
-      return new Tensor(new Memory(device, addr, true), addr, dtype, s, contiguousStrides(s), true);
+    long bytes = Math.multiplyExact(numelOf(s), (long) dtype.byteSize());
+    Pointer out = new Pointer();
+    Native.check(Fi4j.fi4j_malloc(device.code(), bytes, out));
+    long addr = out.address();
+    try {
+      Native.Resource resource = Native.Resource.owning(Native.freeMemory(device.code(), addr),
+          new Native.AllocationInfo(what, dtype, s, device, bytes));
+      return new Tensor(new Memory(device, addr, bytes, resource), addr, dtype, s, contiguousStrides(s), true);
+    } catch (RuntimeException | Error e) {
+      Fi4j.fi4j_free(device.code(), Native.pointer(addr));
+      throw e;
     }
   }
 
   /** A new contiguous tensor of zeros. */
   public static Tensor zeros(Device device, DType dtype, long... shape) {
     Tensor t = empty(device, dtype, shape);
-    t.fillBytes(0);
+    try {
+      t.fillBytes(0);
+    } catch (RuntimeException e) {
+      t.close();
+      throw e;
+    }
     return t;
   }
 
   /** A new tensor holding {@code data} (converted to {@code dtype}, which must be F16, BF16 or F32). */
   public static Tensor fromFloats(Device device, DType dtype, float[] data, long... shape) {
+    check(data != null, "data", "non-null", "null");
     Tensor t = empty(device, dtype, shape);
     try {
       t.copyFrom(data);
@@ -86,6 +137,7 @@ public final class Tensor implements AutoCloseable {
 
   /** A new I32 tensor holding {@code data}. */
   public static Tensor fromInts(Device device, int[] data, long... shape) {
+    check(data != null, "data", "non-null", "null");
     Tensor t = empty(device, DType.I32, shape);
     try {
       t.copyFrom(data);
@@ -98,21 +150,35 @@ public final class Tensor implements AutoCloseable {
 
   /**
    * A non-owning view of memory owned elsewhere (a device pointer from another library). The caller guarantees
-   * that {@code address} holds the described elements for as long as the view is used; closing the view does not
-   * free it.
+   * that {@code address} holds the described elements, in the memory of {@code device}, for as long as the view
+   * is used; closing the view does not free it. Checked here: a non-zero address aligned to the element size,
+   * non-negative strides, and a byte extent that fits in a long; not checked (the library cannot see it): that
+   * the memory exists and belongs to {@code device}.
    */
   public static Tensor wrap(Device device, long address, DType dtype, long[] shape, long[] strides) {
     Native.ensureLoaded();
     check(device != null, "device", "non-null", "null");
     check(dtype != null, "dtype", "non-null", "null");
     check(address != 0, "address", "non-zero", "0");
+    check(address % dtype.byteSize() == 0, "address",
+        "aligned to the " + dtype.byteSize() + "-byte elements of " + dtype, "0x" + Long.toHexString(address));
     long[] s = checkShape(shape);
     check(strides != null && strides.length == s.length, "strides", "of length " + s.length,
         strides == null ? "null" : strides.length);
     for (int i = 0; i < strides.length; i++) {
       check(strides[i] >= 0, "strides[" + i + "]", ">= 0", strides[i]);
     }
-    return new Tensor(new Memory(device, address, false), address, dtype, s, strides.clone(), true);
+    long[] st = strides.clone();
+    long extent;
+    try {
+      extent = extentBytes(s, st, dtype);
+      Math.addExact(address, extent);
+    } catch (ArithmeticException e) {
+      throw InvalidArgumentException.of("strides", "small enough that the byte extent fits in a long",
+          Arrays.toString(st) + " for shape " + Arrays.toString(s));
+    }
+    Native.Resource resource = Native.Resource.borrowed("wrapped tensor");
+    return new Tensor(new Memory(device, address, extent, resource), address, dtype, s, st, true);
   }
 
   /** A non-owning contiguous view of memory owned elsewhere. */
@@ -143,10 +209,12 @@ public final class Tensor implements AutoCloseable {
   }
 
   public long size(int d) {
+    checkDim(d);
     return shape[d];
   }
 
   public long stride(int d) {
+    checkDim(d);
     return strides[d];
   }
 
@@ -160,8 +228,13 @@ public final class Tensor implements AutoCloseable {
     return address;
   }
 
-  /** True when no view or wrap has changed the row-major packing. */
+  /** True when no view or wrap has changed the row-major packing (always true for a tensor without elements). */
   public boolean isContiguous() {
+    for (long s : shape) {
+      if (s == 0) {
+        return true;
+      }
+    }
     long expected = 1;
     for (int i = shape.length - 1; i >= 0; i--) {
       if (shape[i] != 1 && strides[i] != expected) {
@@ -172,9 +245,9 @@ public final class Tensor implements AutoCloseable {
     return true;
   }
 
-  /** Whether this tensor (and its allocation) can still be used. */
+  /** Whether this tensor (and its allocation) can still be used; safe to call from any thread. */
   public boolean isOpen() {
-    return !memory.closed;
+    return !viewClosed && !memory.resource.isClosed();
   }
 
   /** A view without dimension {@code d}, at index {@code index} of it. */
@@ -190,7 +263,9 @@ public final class Tensor implements AutoCloseable {
         st[j++] = strides[i];
       }
     }
-    return new Tensor(memory, address + index * strides[d] * dtype.byteSize(), dtype, s, st, false);
+    // a view without elements keeps the parent's address: no offset into (or past) the allocation is needed
+    long offset = numelOf(s) == 0 ? 0 : index * strides[d] * dtype.byteSize();
+    return new Tensor(memory, address + offset, dtype, s, st, false);
   }
 
   /** A view of {@code length} entries of dimension {@code d} starting at {@code start}. */
@@ -198,10 +273,11 @@ public final class Tensor implements AutoCloseable {
     checkOpen();
     check(d >= 0 && d < shape.length, "dim", "in [0, " + shape.length + ")", d);
     check(start >= 0 && start <= shape[d], "start", "in [0, " + shape[d] + "]", start);
-    check(length >= 0 && start + length <= shape[d], "length", "in [0, " + (shape[d] - start) + "]", length);
+    check(length >= 0 && length <= shape[d] - start, "length", "in [0, " + (shape[d] - start) + "]", length);
     long[] s = shape.clone();
     s[d] = length;
-    return new Tensor(memory, address + start * strides[d] * dtype.byteSize(), dtype, s, strides.clone(), false);
+    long offset = numelOf(s) == 0 ? 0 : start * strides[d] * dtype.byteSize();
+    return new Tensor(memory, address + offset, dtype, s, strides.clone(), false);
   }
 
   /** A view with a new shape over the same contiguous elements. */
@@ -217,7 +293,15 @@ public final class Tensor implements AutoCloseable {
   public void fillBytes(int value) {
     checkOpen();
     requireContiguous();
-    Native.check(Fi4j.fi4j_memset(memory.device.code(), Native.pointer(address), value, byteSize()));
+    if (numel() == 0) {
+      return;
+    }
+    pin();
+    try {
+      Native.check(Fi4j.fi4j_memset(memory.device.code(), Native.pointer(address), value, byteSize()));
+    } finally {
+      unpin();
+    }
   }
 
   /** Bytes spanned by the elements (numel x element size for contiguous tensors). */
@@ -234,6 +318,10 @@ public final class Tensor implements AutoCloseable {
     check(data != null, "data", "non-null", "null");
     check(dtype.isFloatingPoint(), "tensor dtype", "F16, BF16 or F32 for a float[] copy", dtype);
     check(data.length == numel(), "data.length", "equal to numel " + numel(), data.length);
+    if (data.length == 0) {
+      return;
+    }
+    pin();
     try (FloatPointer src = new FloatPointer(data)) {
       if (memory.device.isCpu()) {  // host memory: convert in place
         Native.check(Fi4j.fi4j_convert_host(src, DType.F32.code(), Native.pointer(address), dtype.code(), data.length));
@@ -245,6 +333,8 @@ public final class Tensor implements AutoCloseable {
           upload(staged);
         }
       }
+    } finally {
+      unpin();
     }
   }
 
@@ -255,8 +345,14 @@ public final class Tensor implements AutoCloseable {
     check(data != null, "data", "non-null", "null");
     check(dtype == DType.I32, "tensor dtype", "I32 for an int[] copy", dtype);
     check(data.length == numel(), "data.length", "equal to numel " + numel(), data.length);
+    if (data.length == 0) {
+      return;
+    }
+    pin();
     try (IntPointer src = new IntPointer(data)) {
       upload(src);
+    } finally {
+      unpin();
     }
   }
 
@@ -267,8 +363,14 @@ public final class Tensor implements AutoCloseable {
     check(bits != null, "bits", "non-null", "null");
     check(dtype.byteSize() == 2, "tensor dtype", "a 16-bit type for a short[] copy", dtype);
     check(bits.length == numel(), "bits.length", "equal to numel " + numel(), bits.length);
+    if (bits.length == 0) {
+      return;
+    }
+    pin();
     try (ShortPointer src = new ShortPointer(bits)) {
       upload(src);
+    } finally {
+      unpin();
     }
   }
 
@@ -279,41 +381,54 @@ public final class Tensor implements AutoCloseable {
     check(buffer != null, "buffer", "non-null", "null");
     check(buffer.remaining() == byteSize(), "buffer.remaining()", "equal to byteSize " + byteSize(),
         buffer.remaining());
+    if (byteSize() == 0) {
+      return;
+    }
+    pin();
     try (BytePointer staged = new BytePointer(byteSize())) {
       ByteBuffer dup = buffer.duplicate();
       staged.asByteBuffer().put(dup);
       upload(staged);
+    } finally {
+      unpin();
     }
   }
 
   /** Copies a tensor of the same dtype and shape in (device to device, or across devices via the host). */
   public void copyFrom(Tensor other) {
     checkOpen();
-    other.checkOpen();
+    Checks.open(other, "other");
     requireContiguous();
     check(other.isContiguous(), "other", "contiguous", "strides " + Arrays.toString(other.strides));
     check(other.dtype == dtype, "other.dtype", dtype.toString(), other.dtype);
     check(Arrays.equals(other.shape, shape), "other.shape", Arrays.toString(shape), Arrays.toString(other.shape));
-    if (other.device().isCuda() && device().isCuda() && !other.device().equals(device())) {
-      try (BytePointer staged = new BytePointer(byteSize())) {
-        other.download(staged);
-        upload(staged);
-      }
+    if (byteSize() == 0) {
       return;
     }
-    Native.check(Fi4j.fi4j_memcpy(device().code(), Native.pointer(address), other.device().code(),
-        Native.pointer(other.address), byteSize()));
+    try (Native.Pins pins = new Native.Pins()) {
+      Pointer dst = pointer(pins);
+      Pointer src = other.pointer(pins);
+      if (other.device().isCuda() && device().isCuda() && !other.device().equals(device())) {
+        try (BytePointer staged = new BytePointer(byteSize())) {
+          other.download(staged);
+          upload(staged);
+        }
+        return;
+      }
+      Native.check(Fi4j.fi4j_memcpy(device().code(), dst, other.device().code(), src, byteSize()));
+    }
   }
 
   /** A contiguous copy of this tensor on {@code target}. */
   public Tensor to(Device target) {
+    checkOpen();
+    check(target != null, "target", "non-null", "null");
+    if (!isContiguous()) {
+      throw InvalidArgumentException.of("tensor", "contiguous to copy across devices", Arrays.toString(strides));
+    }
     Tensor t = empty(target, dtype, shape);
     try {
-      if (isContiguous()) {
-        t.copyFrom(this);
-      } else {
-        throw InvalidArgumentException.of("tensor", "contiguous to copy across devices", Arrays.toString(strides));
-      }
+      t.copyFrom(this);
     } catch (RuntimeException e) {
       t.close();
       throw e;
@@ -330,10 +445,16 @@ public final class Tensor implements AutoCloseable {
     check(dtype.isFloatingPoint(), "tensor dtype", "F16, BF16 or F32 for a float[] copy", dtype);
     int n = javaLength();
     float[] out = new float[n];
+    if (n == 0) {
+      return out;
+    }
+    pin();
     try (BytePointer staged = new BytePointer(byteSize()); FloatPointer dst = new FloatPointer(n)) {
       download(staged);
       Native.check(Fi4j.fi4j_convert_host(staged, dtype.code(), dst, DType.F32.code(), n));
       dst.get(out);
+    } finally {
+      unpin();
     }
     return out;
   }
@@ -345,9 +466,15 @@ public final class Tensor implements AutoCloseable {
     check(dtype == DType.I32, "tensor dtype", "I32 for an int[] copy", dtype);
     int n = javaLength();
     int[] out = new int[n];
+    if (n == 0) {
+      return out;
+    }
+    pin();
     try (IntPointer dst = new IntPointer(n)) {
       download(dst);
       dst.get(out);
+    } finally {
+      unpin();
     }
     return out;
   }
@@ -359,9 +486,15 @@ public final class Tensor implements AutoCloseable {
     check(dtype.byteSize() == 2, "tensor dtype", "a 16-bit type for a short[] copy", dtype);
     int n = javaLength();
     short[] out = new short[n];
+    if (n == 0) {
+      return out;
+    }
+    pin();
     try (ShortPointer dst = new ShortPointer(n)) {
       download(dst);
       dst.get(out);
+    } finally {
+      unpin();
     }
     return out;
   }
@@ -371,41 +504,78 @@ public final class Tensor implements AutoCloseable {
     checkOpen();
     requireContiguous();
     check(buffer != null, "buffer", "non-null", "null");
+    check(!buffer.isReadOnly(), "buffer", "writable", "a read-only buffer");
     check(buffer.remaining() >= byteSize(), "buffer.remaining()", ">= byteSize " + byteSize(), buffer.remaining());
+    if (byteSize() == 0) {
+      return;
+    }
+    pin();
     try (BytePointer staged = new BytePointer(byteSize())) {
       download(staged);
       buffer.put(staged.asByteBuffer());
+    } finally {
+      unpin();
     }
   }
 
+  /**
+   * Closes this handle; idempotent. For a tensor that owns its allocation, the first call frees it (after any
+   * native call still using it returns) and every view of it stops working. Closing a wrap or a view frees
+   * nothing.
+   */
   @Override
   public void close() {
-    if (!isRoot || memory.closed) {
+    if (!isRoot) {
+      viewClosed = true;
       return;
     }
-    memory.closed = true;
-    if (memory.owned) {
-      Native.check(Fi4j.fi4j_free(memory.device.code(), Native.pointer(memory.address)));
-    }
+    memory.resource.close();
   }
 
   @Override
   public String toString() {
     return "Tensor(" + dtype + ", " + Arrays.toString(shape) + ", " + memory.device + (isContiguous() ? "" :
-        ", strides " + Arrays.toString(strides)) + (memory.closed ? ", closed" : "") + ")";
+        ", strides " + Arrays.toString(strides)) + (isOpen() ? "" : ", closed") + ")";
   }
 
   // ---- internals ----
 
+  /** The address as a pointer, without a pin (the caller keeps the tensor open and reachable during the call). */
   Pointer pointer() {
     checkOpen();
     return Native.pointer(address);
   }
 
+  /**
+   * The address as a pointer, pinned in {@code pins} until they are closed: a concurrent close() then waits for
+   * the call, and the Cleaner cannot free the memory while it runs.
+   */
+  Pointer pointer(Native.Pins pins) {
+    checkOpen();
+    pins.add(memory.resource);
+    return Native.pointer(address);
+  }
+
   void checkOpen() {
-    if (memory.closed) {
+    if (!isOpen()) {
       throw new IllegalStateException("tensor is closed: " + this);
     }
+  }
+
+  /** Bytes from element 0 to one past the last element (0 for an empty tensor). */
+  long extentBytes() {
+    return extentBytes(shape, strides, dtype);
+  }
+
+  private void pin() {
+    if (viewClosed) {
+      throw new IllegalStateException("tensor is closed: " + this);
+    }
+    memory.resource.pin();
+  }
+
+  private void unpin() {
+    memory.resource.unpin();
   }
 
   private void upload(Pointer hostSource) {
@@ -420,6 +590,10 @@ public final class Tensor implements AutoCloseable {
     if (!isContiguous()) {
       throw InvalidArgumentException.of("tensor", "contiguous for this copy", "strides " + Arrays.toString(strides));
     }
+  }
+
+  private void checkDim(int d) {
+    check(d >= 0 && d < shape.length, "dim", "in [0, " + shape.length + ")", d);
   }
 
   private int javaLength() {
@@ -447,6 +621,18 @@ public final class Tensor implements AutoCloseable {
       n = Math.multiplyExact(n, s);
     }
     return n;
+  }
+
+  /** (largest element offset + 1) x element size, exact (throws ArithmeticException on overflow). */
+  private static long extentBytes(long[] shape, long[] strides, DType dtype) {
+    long last = 0;
+    for (int i = 0; i < shape.length; i++) {
+      if (shape[i] == 0) {
+        return 0;
+      }
+      last = Math.addExact(last, Math.multiplyExact(shape[i] - 1, strides[i]));
+    }
+    return Math.multiplyExact(Math.addExact(last, 1), (long) dtype.byteSize());
   }
 
   static long[] contiguousStrides(long[] shape) {

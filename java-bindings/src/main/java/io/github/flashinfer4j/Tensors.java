@@ -19,7 +19,9 @@ public final class Tensors {
     if (stream != null) {
       Checks.check(stream.device().equals(t.device()), "stream.device", t.device().toString(), stream.device());
     }
-    Native.check(Fi4j.fi4j_fill_random(t.device().code(), t.pointer(), t.dtype().code(), t.numel(), seed, scale,
-        stream == null ? null : stream.pointer()));
+    try (Native.Pins pins = new Native.Pins()) {
+      Native.check(Fi4j.fi4j_fill_random(t.device().code(), t.pointer(pins), t.dtype().code(), t.numel(), seed, scale,
+          stream == null ? null : stream.pointer(pins)));
+    }
   }
 }

@@ -1,0 +1,169 @@
+package io.github.flashinfer4j;
+
+import io.github.flashinfer4j.lowlevel.Fi4j;
+import java.util.Arrays;
+
+/**
+ * Batch prefill attention over ragged K/V tensors: request b's query rows are rows
+ * {@code qoIndptr[b] .. qoIndptr[b+1]-1} of q ({@code [nnzQo, numQoHeads, headDim]}) and its keys and values are
+ * rows {@code kvIndptr[b] .. kvIndptr[b+1]-1} of k and v ({@code [nnzKv, numKvHeads, headDim]} in the NHD layout,
+ * {@code [numKvHeads, nnzKv, headDim]} in HND; k and v may have different strides). The usual case is a prompt
+ * attending to itself (qoLen = kvLen) with {@link AttentionMask#causal()}; with qoLen < kvLen the queries are the
+ * last qoLen positions (bottom-right aligned), and with qoLen > kvLen the first rows see nothing (output 0, LSE
+ * -inf).
+ *
+ * <p>Query head h reads KV head {@code h / (numQoHeads / numKvHeads)}. {@code lse[row, h]} is the base-2
+ * log-sum-exp of the scaled (and soft-capped) logits. Masks, window, soft cap, sm scale and RoPE as in SPEC.md.
+ *
+ * <p>Plan/run as in {@link BatchDecodeWithPagedKvCache}: {@link #plan} validates the batch on the host, plans the
+ * work and copies the offsets (and a custom mask, packed) into the device's memory; {@link #run} may then be
+ * called for every layer, does argument checks and the launch only, and never allocates. plan() frees the previous
+ * plan's copies: on CUDA, replan only when the runs that used them are done. Backends: the CPU reference; the CUDA
+ * kernel is the next step of issue 4 (until then plan() on a CUDA device throws
+ * {@link UnsupportedConfigurationException}).
+ *
+ * <p>Not thread-safe: one thread at a time per wrapper; distinct wrappers (with distinct workspaces) may run
+ * concurrently.
+ */
+public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
+  /** Workspace the convenience constructors allocate on a CUDA device (128 MiB). */
+  public static final long DEFAULT_WORKSPACE_BYTES = BatchDecodeWithPagedKvCache.DEFAULT_WORKSPACE_BYTES;
+
+  private final Device device;
+  private final KvLayout layout;
+  private final Tensor workspace;
+  private final boolean ownsWorkspace;
+  private final Fi4j.fi4j_prefill_args args = new Fi4j.fi4j_prefill_args();
+  private PrefillPlan plan;
+  private int nnzKv;
+  private boolean closed;
+
+  /** A wrapper for NHD K/V with its own workspace. */
+  public BatchPrefillWithRaggedKvCache(Device device) {
+    this(device, KvLayout.NHD, null);
+  }
+
+  /**
+   * A wrapper for K/V in {@code layout}, over a caller-owned contiguous U8 workspace on the same device, or its
+   * own ({@value #DEFAULT_WORKSPACE_BYTES} bytes on CUDA) when {@code workspace} is null.
+   */
+  public BatchPrefillWithRaggedKvCache(Device device, KvLayout layout, Tensor workspace) {
+    this.device = Checks.notNull(device, "device");
+    this.layout = Checks.notNull(layout, "layout");
+    Native.ensureLoaded();
+    if (workspace != null) {
+      Checks.open(workspace, "workspace");
+      Checks.dtype(workspace, "workspace", DType.U8);
+      Checks.device(workspace, "workspace", device);
+      Checks.check(workspace.isContiguous(), "workspace", "contiguous",
+          "strides " + Arrays.toString(workspace.strides()));
+      this.workspace = workspace;
+      this.ownsWorkspace = false;
+    } else {
+      this.workspace = Tensor.empty(device, DType.U8, device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);
+      this.ownsWorkspace = true;
+    }
+  }
+
+  public Device device() {
+    return device;
+  }
+
+  public KvLayout layout() {
+    return layout;
+  }
+
+  /** Plans with default options on the default stream. */
+  public void plan(int[] qoIndptr, int[] kvIndptr, int numQoHeads, int numKvHeads, int headDim, DType dtype,
+      AttentionMask mask) {
+    plan(qoIndptr, kvIndptr, numQoHeads, numKvHeads, headDim, dtype, mask, AttentionOptions.defaults(), null);
+  }
+
+  /**
+   * Fixes the batch ({@code qoIndptr} and {@code kvIndptr}: batch + 1 offsets each, from 0, non-decreasing), the
+   * head configuration, the dtype of q, k, v and out, the mask and the variant options; copies what the runs need
+   * into the device's memory on {@code stream} (null = default stream). Throws
+   * {@link UnsupportedConfigurationException} when the device cannot run this configuration.
+   */
+  public void plan(int[] qoIndptr, int[] kvIndptr, int numQoHeads, int numKvHeads, int headDim, DType dtype,
+      AttentionMask mask, AttentionOptions options, Stream stream) {
+    checkOpen();
+    PrefillPlan.checkIndptr(qoIndptr, "qoIndptr");
+    PrefillPlan.checkIndptr(kvIndptr, "kvIndptr");
+    Checks.check(kvIndptr.length == qoIndptr.length, "kvIndptr.length", "qoIndptr.length = " + qoIndptr.length,
+        kvIndptr.length);
+    int batch = qoIndptr.length - 1;
+    int[] kvLens = new int[batch];
+    for (int b = 0; b < batch; b++) {
+      kvLens[b] = kvIndptr[b + 1] - kvIndptr[b];
+    }
+    PrefillPlan next = PrefillPlan.create(device, workspace, qoIndptr, kvIndptr, kvLens, 0, numQoHeads, numKvHeads,
+        headDim, dtype, mask, options, stream);
+    if (plan != null) {
+      plan.close();
+    }
+    plan = next;
+    nnzKv = kvIndptr[batch];
+  }
+
+  /** Runs on the default stream. */
+  public void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
+    run(q, k, v, out, lse, null);
+  }
+
+  /**
+   * Computes {@code out} (and {@code lse} when not null: {@code [nnzQo, numQoHeads]} F32, contiguous) for q of
+   * the planned batch. Queued on {@code stream} (null = default stream) for CUDA; complete on return for the CPU
+   * backend.
+   */
+  public void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Stream stream) {
+    checkOpen();
+    if (plan == null) {
+      throw new IllegalStateException("plan() must be called before run()");
+    }
+    workspace.checkOpen();
+    plan.checkQueries(q, out, lse, stream);
+    long[] kvShape = layout == KvLayout.NHD
+        ? new long[] {nnzKv, plan.numKvHeads, plan.headDim}
+        : new long[] {plan.numKvHeads, nnzKv, plan.headDim};
+    for (Tensor t : new Tensor[] {k, v}) {
+      String name = t == k ? "k" : "v";
+      Checks.open(t, name);
+      Checks.dtype(t, name, plan.dtype);
+      Checks.device(t, name, device);
+      Checks.shape(t, name, kvShape);
+      Checks.lastDimContiguous(t, name);
+    }
+    int n = layout == KvLayout.NHD ? 0 : 1;
+    plan.fill(args, q, out, lse, workspace);
+    args.kv_storage(Fi4j.FI4J_KV_RAGGED)
+        .k(nnzKv == 0 ? null : k.pointer())
+        .k_stride_n(k.stride(n))
+        .k_stride_h(k.stride(1 - n))
+        .v(nnzKv == 0 ? null : v.pointer())
+        .v_stride_n(v.stride(n))
+        .v_stride_h(v.stride(1 - n))
+        .nnz_kv(nnzKv);
+    Native.check(Fi4j.fi4j_batch_prefill(device.code(), args, stream == null ? null : stream.pointer()));
+  }
+
+  private void checkOpen() {
+    if (closed) {
+      throw new IllegalStateException("BatchPrefillWithRaggedKvCache is closed");
+    }
+  }
+
+  @Override
+  public void close() {
+    if (!closed) {
+      closed = true;
+      args.close();
+      if (plan != null) {
+        plan.close();
+      }
+      if (ownsWorkspace) {
+        workspace.close();
+      }
+    }
+  }
+}

@@ -1,0 +1,218 @@
+package io.github.flashinfer4j;
+
+import io.github.flashinfer4j.lowlevel.Fi4j;
+import java.util.Arrays;
+import org.bytedeco.javacpp.IntPointer;
+import org.bytedeco.javacpp.Pointer;
+
+/**
+ * What a prefill wrapper's plan() fixed: the batch (host arrays and their copies in the device's memory), the
+ * head configuration, dtype, mask and options, and the native plan's outputs. Shared by the ragged and paged
+ * wrappers; package-private. Owns its device copies (closed when the wrapper replans or closes).
+ */
+final class PrefillPlan implements AutoCloseable {
+  final Device device;
+  final int batch;
+  final int numQoHeads;
+  final int numKvHeads;
+  final int headDim;
+  final DType dtype;
+  final AttentionMask.Kind maskKind;
+  final AttentionOptions options;
+  final int nnzQo;
+  final int[] kvLens;
+  final int numWork;
+  final int ctaTileQ;
+  private final Tensor qoIndptr;
+  private final Tensor kvIndptr;      // ragged only
+  private final Tensor maskBits;      // custom mask only
+  private final Tensor maskIndptr;
+  private final long maskBytes;
+
+  private PrefillPlan(Device device, int[] qo, int[] kvLens, int numQoHeads, int numKvHeads, int headDim,
+      DType dtype, AttentionMask mask, AttentionOptions options, int numWork, int ctaTileQ, Tensor qoIndptr,
+      Tensor kvIndptr, Tensor maskBits, Tensor maskIndptr, long maskBytes) {
+    this.device = device;
+    this.batch = kvLens.length;
+    this.numQoHeads = numQoHeads;
+    this.numKvHeads = numKvHeads;
+    this.headDim = headDim;
+    this.dtype = dtype;
+    this.maskKind = mask.kind();
+    this.options = options;
+    this.nnzQo = qo[batch];
+    this.kvLens = kvLens;
+    this.numWork = numWork;
+    this.ctaTileQ = ctaTileQ;
+    this.qoIndptr = qoIndptr;
+    this.kvIndptr = kvIndptr;
+    this.maskBits = maskBits;
+    this.maskIndptr = maskIndptr;
+    this.maskBytes = maskBytes;
+  }
+
+  /** Checks a CSR offset array of batch + 1 entries: starts at 0, non-decreasing. */
+  static void checkIndptr(int[] indptr, String name) {
+    Checks.notNull(indptr, name);
+    Checks.check(indptr.length >= 1, name + ".length", ">= 1 (batch + 1)", indptr.length);
+    Checks.check(indptr[0] == 0, name + "[0]", "0", indptr[0]);
+    for (int b = 1; b < indptr.length; b++) {
+      Checks.check(indptr[b] >= indptr[b - 1], name + "[" + b + "]",
+          ">= " + name + "[" + (b - 1) + "] = " + indptr[b - 1] + " (non-decreasing)", indptr[b]);
+    }
+  }
+
+  static void checkHeads(int numQoHeads, int numKvHeads, int headDim) {
+    Checks.check(numKvHeads >= 1, "numKvHeads", ">= 1", numKvHeads);
+    Checks.check(numQoHeads >= 1, "numQoHeads", ">= 1", numQoHeads);
+    Checks.check(numQoHeads % numKvHeads == 0, "numQoHeads", "a multiple of numKvHeads = " + numKvHeads, numQoHeads);
+    Checks.check(headDim >= 1, "headDim", ">= 1", headDim);
+  }
+
+  /**
+   * Validates, runs the native plan into {@code workspace} and uploads the batch. {@code kvIndptr} is the ragged
+   * offsets (null for a paged cache, whose {@code pageSize} is then > 0). The caller has checked qoIndptr and
+   * kvLens (same batch).
+   */
+  static PrefillPlan create(Device device, Tensor workspace, int[] qoIndptr, int[] kvIndptr, int[] kvLens,
+      int pageSize, int numQoHeads, int numKvHeads, int headDim, DType dtype, AttentionMask mask,
+      AttentionOptions options, Stream stream) {
+    Checks.notNull(dtype, "dtype");
+    Checks.notNull(mask, "mask");
+    Checks.notNull(options, "options");
+    checkHeads(numQoHeads, numKvHeads, headDim);
+    if (stream != null) {
+      Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
+    }
+    int batch = kvLens.length;
+    int[] qoLens = new int[batch];
+    for (int b = 0; b < batch; b++) {
+      qoLens[b] = qoIndptr[b + 1] - qoIndptr[b];
+    }
+    PackedMask packed = mask.packFor(qoLens, kvLens, "mask");
+    Native.check(Fi4j.fi4j_prefill_supported(device.code(), dtype.code(), headDim, numQoHeads, numKvHeads));
+    Pointer streamPtr = stream == null ? null : stream.pointer();
+    int numWork;
+    int ctaTileQ;
+    try (Fi4j.fi4j_prefill_plan p = new Fi4j.fi4j_prefill_plan();
+        IntPointer hQo = new IntPointer(qoIndptr);
+        IntPointer hKv = new IntPointer(batch == 0 ? new int[1] : kvLens)) {
+      p.batch_size(batch)
+          .num_qo_heads(numQoHeads)
+          .num_kv_heads(numKvHeads)
+          .head_dim(headDim)
+          .page_size(pageSize)
+          .mask_mode(mask.kind().code())
+          .window_left(options.windowLeft())
+          .qo_indptr_host(hQo)
+          .kv_len_host(hKv)
+          .num_work(0)
+          .cta_tile_q(0)
+          .workspace_bytes(0);
+      Native.check(Fi4j.fi4j_batch_prefill_plan(device.code(), p, workspace.pointer(), workspace.byteSize(),
+          streamPtr));
+      numWork = p.num_work();
+      ctaTileQ = p.cta_tile_q();
+    }
+    Tensor dQo = null;
+    Tensor dKv = null;
+    Tensor dBits = null;
+    Tensor dMaskIndptr = null;
+    try {
+      dQo = Tensor.fromInts(device, qoIndptr, qoIndptr.length);
+      if (kvIndptr != null) {
+        dKv = Tensor.fromInts(device, kvIndptr, kvIndptr.length);
+      }
+      long maskBytes = 0;
+      if (packed != null) {
+        dBits = uploadBytes(device, packed.bitsNoCopy());
+        dMaskIndptr = Tensor.fromInts(device, packed.indptrNoCopy(), packed.indptrNoCopy().length);
+        maskBytes = packed.bitsNoCopy().length;
+      }
+      return new PrefillPlan(device, qoIndptr.clone(), kvLens.clone(), numQoHeads, numKvHeads, headDim, dtype, mask,
+          options, numWork, ctaTileQ, dQo, dKv, dBits, dMaskIndptr, maskBytes);
+    } catch (RuntimeException e) {
+      for (Tensor t : new Tensor[] {dQo, dKv, dBits, dMaskIndptr}) {
+        if (t != null) {
+          t.close();
+        }
+      }
+      throw e;
+    }
+  }
+
+  /** A U8 tensor holding {@code bytes} (at least one byte, so that an empty mask still has an address). */
+  static Tensor uploadBytes(Device device, byte[] bytes) {
+    Tensor t = Tensor.empty(device, DType.U8, Math.max(1, bytes.length));
+    try {
+      byte[] padded = bytes.length == 0 ? new byte[1] : bytes;
+      t.copyFrom(java.nio.ByteBuffer.wrap(padded));
+    } catch (RuntimeException e) {
+      t.close();
+      throw e;
+    }
+    return t;
+  }
+
+  /** Checks q, out ({@code [nnzQo, numQoHeads, headDim]}), lse ({@code [nnzQo, numQoHeads]} F32) and the stream. */
+  void checkQueries(Tensor q, Tensor out, Tensor lse, Stream stream) {
+    checkRows(q, "q");
+    checkRows(out, "out");
+    if (lse != null) {
+      Checks.open(lse, "lse");
+      Checks.dtype(lse, "lse", DType.F32);
+      Checks.device(lse, "lse", device);
+      Checks.shape(lse, "lse", nnzQo, numQoHeads);
+      Checks.check(lse.isContiguous(), "lse", "contiguous", "strides " + Arrays.toString(lse.strides()));
+    }
+    if (stream != null) {
+      Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
+    }
+  }
+
+  private void checkRows(Tensor t, String name) {
+    Checks.open(t, name);
+    Checks.dtype(t, name, dtype);
+    Checks.device(t, name, device);
+    Checks.shape(t, name, nnzQo, numQoHeads, headDim);
+    Checks.lastDimContiguous(t, name);
+  }
+
+  /** Fills everything of the native arguments but the keys and values. */
+  void fill(Fi4j.fi4j_prefill_args args, Tensor q, Tensor out, Tensor lse, Tensor workspace) {
+    qoIndptr.checkOpen();
+    args.dtype(dtype.code())
+        .batch_size(batch)
+        .num_qo_heads(numQoHeads)
+        .num_kv_heads(numKvHeads)
+        .head_dim(headDim)
+        .qo_indptr(qoIndptr.pointer())
+        .nnz_qo(nnzQo)
+        .q(q.pointer())
+        .q_stride_n(q.stride(0))
+        .q_stride_h(q.stride(1))
+        .o(out.pointer())
+        .o_stride_n(out.stride(0))
+        .o_stride_h(out.stride(1))
+        .lse(lse == null ? null : lse.pointer())
+        .kv_indptr(kvIndptr == null ? null : kvIndptr.pointer())
+        .mask_mode(maskKind.code())
+        .custom_mask(maskBits == null ? null : maskBits.pointer())
+        .mask_indptr(maskIndptr == null ? null : maskIndptr.pointer())
+        .custom_mask_bytes(maskBytes)
+        .num_work(numWork)
+        .cta_tile_q(ctaTileQ)
+        .workspace(workspace.pointer())
+        .workspace_bytes(workspace.byteSize());
+    Decoding.fillOptions(args.options(), options);
+  }
+
+  @Override
+  public void close() {
+    for (Tensor t : new Tensor[] {qoIndptr, kvIndptr, maskBits, maskIndptr}) {
+      if (t != null) {
+        t.close();
+      }
+    }
+  }
+}

@@ -1,0 +1,113 @@
+package io.github.flashinfer4j;
+
+import io.github.flashinfer4j.lowlevel.Fi4j;
+import java.util.Arrays;
+
+/**
+ * Prefill attention for one request over plain K/V tensors: q {@code [qoLen, numQoHeads, headDim]}, k and v
+ * {@code [kvLen, numKvHeads, headDim]} (NHD) or {@code [numKvHeads, kvLen, headDim]} (HND; k and v may have
+ * different strides), out like q, lse {@code [qoLen, numQoHeads]} F32 contiguous or null. The queries are the last
+ * qoLen positions (bottom-right aligned); rows that see no key give 0 and LSE -inf. Same math as
+ * {@link BatchPrefillWithRaggedKvCache} with one request; a custom mask is {@code qoLen x kvLen} booleans.
+ *
+ * <p>Stateless; calls may run concurrently on distinct outputs. A custom mask is packed and staged into the
+ * device's memory for the call (on CUDA the call then waits for the stream before freeing it). Backends: the CPU
+ * reference; on a CUDA device it throws {@link UnsupportedConfigurationException} until the CUDA kernel (the next
+ * step of issue 4) lands.
+ */
+public final class SinglePrefill {
+  private SinglePrefill() {}
+
+  /** Runs with default options on the default stream. */
+  public static void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, KvLayout layout,
+      AttentionMask mask) {
+    run(q, k, v, out, lse, layout, mask, AttentionOptions.defaults(), null);
+  }
+
+  public static void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, KvLayout layout, AttentionMask mask,
+      AttentionOptions options, Stream stream) {
+    Checks.open(q, "q");
+    Checks.open(k, "k");
+    Checks.open(v, "v");
+    Checks.open(out, "out");
+    Checks.notNull(layout, "layout");
+    Checks.notNull(mask, "mask");
+    Checks.notNull(options, "options");
+    Device device = q.device();
+    DType dtype = q.dtype();
+    Checks.check(q.dim() == 3, "q.dim()", "3 ([qoLen, numQoHeads, headDim])", q.dim());
+    boolean nhd = layout == KvLayout.NHD;
+    Checks.check(k.dim() == 3, "k.dim()", nhd ? "3 ([kvLen, numKvHeads, headDim])" : "3 ([numKvHeads, kvLen, headDim])",
+        k.dim());
+    Checks.shape(v, "v", k.shape());
+    Checks.shape(out, "out", q.shape());
+    for (Tensor t : new Tensor[] {k, v, out}) {
+      String name = t == k ? "k" : t == v ? "v" : "out";
+      Checks.dtype(t, name, dtype);
+      Checks.device(t, name, device);
+      Checks.lastDimContiguous(t, name);
+    }
+    Checks.lastDimContiguous(q, "q");
+    long qoLen = q.size(0);
+    long kvLen = k.size(nhd ? 0 : 1);
+    Checks.check(qoLen <= Integer.MAX_VALUE, "qoLen", "<= 2^31-1", qoLen);
+    Checks.check(kvLen <= Integer.MAX_VALUE, "kvLen", "<= 2^31-1", kvLen);
+    int numQoHeads = Math.toIntExact(q.size(1));
+    int headDim = Math.toIntExact(q.size(2));
+    int numKvHeads = Math.toIntExact(k.size(nhd ? 1 : 0));
+    Checks.check(k.size(2) == headDim, "k.size(2)", "q's head dim " + headDim, k.size(2));
+    PrefillPlan.checkHeads(numQoHeads, numKvHeads, headDim);
+    if (lse != null) {
+      Checks.open(lse, "lse");
+      Checks.dtype(lse, "lse", DType.F32);
+      Checks.device(lse, "lse", device);
+      Checks.shape(lse, "lse", qoLen, numQoHeads);
+      Checks.check(lse.isContiguous(), "lse", "contiguous", "strides " + Arrays.toString(lse.strides()));
+    }
+    if (stream != null) {
+      Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
+    }
+    PackedMask packed = mask.packFor(new int[] {(int) qoLen}, new int[] {(int) kvLen}, "mask");
+    int n = nhd ? 0 : 1;
+    try (Fi4j.fi4j_prefill_args args = new Fi4j.fi4j_prefill_args();
+        Tensor bits = packed == null ? null : PrefillPlan.uploadBytes(device, packed.bitsNoCopy())) {
+      args.dtype(dtype.code())
+          .batch_size(1)
+          .num_qo_heads(numQoHeads)
+          .num_kv_heads(numKvHeads)
+          .head_dim(headDim)
+          .qo_indptr(null)
+          .nnz_qo((int) qoLen)
+          .q(q.pointer())
+          .q_stride_n(q.stride(0))
+          .q_stride_h(q.stride(1))
+          .o(out.pointer())
+          .o_stride_n(out.stride(0))
+          .o_stride_h(out.stride(1))
+          .lse(lse == null ? null : lse.pointer())
+          .kv_storage(Fi4j.FI4J_KV_RAGGED)
+          .k(kvLen == 0 ? null : k.pointer())
+          .k_stride_n(k.stride(n))
+          .k_stride_h(k.stride(1 - n))
+          .v(kvLen == 0 ? null : v.pointer())
+          .v_stride_n(v.stride(n))
+          .v_stride_h(v.stride(1 - n))
+          .kv_indptr(null)
+          .nnz_kv((int) kvLen)
+          .mask_mode(mask.kind().code())
+          .custom_mask(bits == null ? null : bits.pointer())
+          .mask_indptr(null)
+          .custom_mask_bytes(packed == null ? 0 : packed.bitsNoCopy().length)
+          .num_work(0)
+          .cta_tile_q(0)
+          .workspace(null)
+          .workspace_bytes(0);
+      Decoding.fillOptions(args.options(), options);
+      Native.check(Fi4j.fi4j_batch_prefill(device.code(), args, stream == null ? null : stream.pointer()));
+      if (bits != null && device.isCuda()) {
+        // the staged mask is freed on return; make sure the kernel has read it
+        (stream == null ? Stream.defaultStream(device) : stream).synchronize();
+      }
+    }
+  }
+}
