@@ -10,61 +10,15 @@
 #include "cuda_util.h"
 #include "fi4j/launch.h"
 #include "fi4j/params.h"
+#include "checks.h"
 #include "status.h"
 
 using namespace fi4j;
 
 namespace {
 
-bool is_cpu(int device) { return device == FI4J_DEVICE_CPU; }
-
-
 bool cuda_head_dim_supported(int head_dim) { return head_dim == 64 || head_dim == 128 || head_dim == 256; }
 
-/// Whether code built for the architectures in FI4J_CUDA_ARCHITECTURES ("80", "90", "90a", "100-real", ...)
-/// can run on compute capability cc (major*10+minor): plain entries carry PTX and run on cc >= arch; "a"
-/// (architecture-specific) entries run on exactly that cc.
-bool arch_runs_on(int cc) {
-  const std::string list = fi4j_cuda_architectures();
-  size_t pos = 0;
-  while (pos < list.size()) {
-    size_t end = list.find(',', pos);
-    if (end == std::string::npos) end = list.size();
-    const std::string entry = list.substr(pos, end - pos);
-    pos = end + 1;
-    int arch = 0;
-    size_t i = 0;
-    while (i < entry.size() && entry[i] >= '0' && entry[i] <= '9') arch = arch * 10 + (entry[i++] - '0');
-    if (arch == 0) continue;
-    const bool specific = i < entry.size() && entry[i] == 'a';
-    if (specific ? cc == arch : cc >= arch) return true;
-  }
-  return false;
-}
-
-/// Throws UNSUPPORTED when this build has no code for the device's architecture (e.g. the sm90 jar on an A100).
-void check_arch(int device) {
-  static thread_local int checked_device = -2;
-  if (checked_device == device) return;
-  int major = 0, minor = 0;
-  check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
-  check_cuda(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), "cudaDeviceGetAttribute");
-  const int cc = major * 10 + minor;
-  if (!arch_runs_on(cc))
-    throw Error(FI4J_ERR_UNSUPPORTED, "this build of flashinfer4j has kernels for CUDA architectures " +
-                                          std::string(fi4j_cuda_architectures()) + ", which cannot run on device " +
-                                          std::to_string(device) + " of compute capability " + std::to_string(major) +
-                                          "." + std::to_string(minor) +
-                                          ": use the natives jar of its architecture (classifier linux-x86_64-sm" +
-                                          std::to_string(cc >= 100 ? 100 : cc >= 90 ? 90 : cc >= 89 ? 89 : 80) + ")");
-  checked_device = device;
-}
-
-void check_device(int device) {
-  if (is_cpu(device)) return;
-  use_device(device);
-  check_arch(device);
-}
 
 /// Throws UNSUPPORTED naming the part of a decode configuration this build cannot run on the device.
 void check_decode_supported(int device, int dtype, int head_dim, int num_qo_heads, int num_kv_heads) {
@@ -83,20 +37,6 @@ void check_decode_supported(int device, int dtype, int head_dim, int num_qo_head
     throw Error(FI4J_ERR_UNSUPPORTED, "head_dim " + std::to_string(head_dim) +
                                           " is not supported by the CUDA backend (supported: 64, 128, 256)");
   }
-}
-
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-
-void check_ptr(const void* p, const char* name, bool needed, bool cuda) {
-  if (!needed) return;
-  if (!p) fail_arg(name, "non-null", "null");
-  if (cuda && !aligned16(p))
-    fail_arg(name, "16-byte aligned on the CUDA backend", "address % 16 = " + std::to_string(reinterpret_cast<uintptr_t>(p) % 16));
-}
-
-void check_stride(int64_t s, const char* name, bool cuda) {
-  require(s >= 0, name, ">= 0", s);
-  if (cuda && s % 8 != 0) require(false, name, "a multiple of 8 elements (16 bytes) on the CUDA backend", s);
 }
 
 /// Checks the contents of host index arrays: monotone indptr within the indices, page ids in range,
@@ -161,26 +101,6 @@ void check_page_table_pointers(const PagedKv& kv, int64_t num_indices) {
   if (!kv.kv_indptr) fail_arg("kv.kv_indptr", "non-null", "null");
   if (kv.batch_size > 0 && !kv.kv_last_page_len) fail_arg("kv.kv_last_page_len", "non-null", "null");
   if (num_indices > 0 && !kv.kv_indices) fail_arg("kv.kv_indices", "non-null", "null");
-}
-
-AttentionVariant make_variant(const fi4j_attention_options& o, int head_dim) {
-  AttentionVariant v{};
-  if (!std::isfinite(o.sm_scale)) fail_arg("options.sm_scale", "finite", o.sm_scale);
-  v.sm_scale = o.sm_scale > 0.f ? o.sm_scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
-  if (!(o.logits_soft_cap >= 0.f) || !std::isfinite(o.logits_soft_cap))
-    fail_arg("options.logits_soft_cap", ">= 0 and finite (0 = off)", o.logits_soft_cap);
-  v.logits_soft_cap = o.logits_soft_cap;
-  v.window_left = o.window_left < 0 ? -1 : o.window_left;
-  if (o.pos_encoding != FI4J_POS_NONE && o.pos_encoding != FI4J_POS_ROPE_LLAMA)
-    fail_arg("options.pos_encoding", "NONE (0) or ROPE_LLAMA (1)", o.pos_encoding);
-  v.pos_encoding = static_cast<PosEncoding>(o.pos_encoding);
-  if (v.pos_encoding == PosEncoding::RopeLlama) {
-    if (!(o.rope_scale > 0.f) || !std::isfinite(o.rope_scale)) fail_arg("options.rope_scale", "> 0", o.rope_scale);
-    if (!(o.rope_theta > 0.f) || !std::isfinite(o.rope_theta)) fail_arg("options.rope_theta", "> 0", o.rope_theta);
-  }
-  v.rope_rcp_scale = o.rope_scale > 0.f ? 1.0f / o.rope_scale : 1.0f;
-  v.rope_theta = o.rope_theta > 0.f ? o.rope_theta : 1e4f;
-  return v;
 }
 
 void check_cuda_launch(cudaError_t err, const char* what) {

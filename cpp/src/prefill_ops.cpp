@@ -8,6 +8,7 @@
 #include "cpu_prefill.h"
 #include "cuda_util.h"
 #include "fi4j/prefill_params.h"
+#include "checks.h"
 #include "status.h"
 
 using namespace fi4j;
@@ -15,12 +16,6 @@ using namespace fi4j;
 namespace {
 
 constexpr const char* kNoCudaPrefill = "prefill has no CUDA kernel yet (issue 4, next step); use the CPU backend";
-
-bool is_cpu(int device) { return device == FI4J_DEVICE_CPU; }
-
-void check_device(int device) {
-  if (!is_cpu(device)) use_device(device);
-}
 
 std::string at(const char* name, long long i) { return std::string(name) + "[" + std::to_string(i) + "]"; }
 
@@ -36,19 +31,6 @@ void check_config(int device, int dtype, int head_dim, int num_qo_heads, int num
   if (is_cpu(device) && (head_dim < 2 || head_dim > 1024 || head_dim % 2 != 0))
     throw Error(FI4J_ERR_UNSUPPORTED, "head_dim " + std::to_string(head_dim) +
                                           " is not supported by the CPU backend (even, 2..1024)");
-}
-
-void check_ptr(const void* p, const char* name, bool needed, bool cuda) {
-  if (!needed) return;
-  if (!p) fail_arg(name, "non-null", "null");
-  if (cuda && (reinterpret_cast<uintptr_t>(p) & 15u) != 0)
-    fail_arg(name, "16-byte aligned on the CUDA backend",
-             "address % 16 = " + std::to_string(reinterpret_cast<uintptr_t>(p) % 16));
-}
-
-void check_stride(int64_t s, const char* name, bool cuda) {
-  require(s >= 0, name, ">= 0", s);
-  if (cuda) require(s % 8 == 0, name, "a multiple of 8 elements (16 bytes) on the CUDA backend", s);
 }
 
 /// A CSR offset array on the host: starts at 0, non-decreasing, ends within `limit` (described by limit_what).
@@ -115,26 +97,6 @@ PagedKv make_paged_kv(const fi4j_paged_kv& c, const fi4j_prefill_args& a, bool c
   kv.batch_size = c.batch_size;
   kv.single_kv_len = 0;
   return kv;
-}
-
-AttentionVariant make_variant(const fi4j_attention_options& o, int head_dim) {
-  AttentionVariant v{};
-  if (!std::isfinite(o.sm_scale)) fail_arg("options.sm_scale", "finite", o.sm_scale);
-  v.sm_scale = o.sm_scale > 0.f ? o.sm_scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
-  if (!(o.logits_soft_cap >= 0.f) || !std::isfinite(o.logits_soft_cap))
-    fail_arg("options.logits_soft_cap", ">= 0 and finite (0 = off)", o.logits_soft_cap);
-  v.logits_soft_cap = o.logits_soft_cap;
-  v.window_left = o.window_left < 0 ? -1 : o.window_left;
-  if (o.pos_encoding != FI4J_POS_NONE && o.pos_encoding != FI4J_POS_ROPE_LLAMA)
-    fail_arg("options.pos_encoding", "NONE (0) or ROPE_LLAMA (1)", o.pos_encoding);
-  v.pos_encoding = static_cast<PosEncoding>(o.pos_encoding);
-  if (v.pos_encoding == PosEncoding::RopeLlama) {
-    if (!(o.rope_scale > 0.f) || !std::isfinite(o.rope_scale)) fail_arg("options.rope_scale", "> 0", o.rope_scale);
-    if (!(o.rope_theta > 0.f) || !std::isfinite(o.rope_theta)) fail_arg("options.rope_theta", "> 0", o.rope_theta);
-  }
-  v.rope_rcp_scale = o.rope_scale > 0.f ? 1.0f / o.rope_scale : 1.0f;
-  v.rope_theta = o.rope_theta > 0.f ? o.rope_theta : 1e4f;
-  return v;
 }
 
 void check_mask_mode(int mode, const char* name) {
