@@ -11,6 +11,16 @@ a "cases" metadata whose entries carry "status": "ok", "unsupported: <reason>" o
 A case PASSes when every element satisfies |out - expected| <= tol * (1 + |expected|) (tolerance absolute and
 relative, as in the Java tests), with tol = 1e-2 for bf16 outputs, 2e-3 for fp16, 1e-3 for the LSE; an expected
 -inf must come out as -inf, and NaN never passes. "unsupported" cases are SKIPped; anything else FAILs.
+
+One documented exception, the same as GoldenPrefillTest's: the LSE of a prefill op (batch_prefill_paged,
+batch_prefill_ragged, single_prefill) whose expected outputs came from FlashInfer itself (the case's
+"expected_from", or else the file's "source" metadata, names FlashInfer, e.g. the golden files' "FlashInfer 0.2.5
+FA2 kernels ...") is held to max(1e-3 * (1 + |lse|), log2(1 + u)), u the unit roundoff of the output dtype
+(2^-9 bf16: 2.82e-3; 2^-12 fp16: 3.5e-4, never looser than 1e-3). FlashInfer's FA2 prefill sums the softmax
+denominator over probabilities already rounded to bf16/fp16 (they feed its P.V tensor-core product), so its LSE
+sits up to that far from the exact value on rows with a small LSE. The table shows the bound in the tol column
+("max(0.001,0.00282)") and a note counts the elements that needed it. Expectations from the float64 reference
+(make_cases.py without FlashInfer, or --recompute) always get the plain 1e-3.
 The table shows the largest |out - expected| ("max abs err"), the largest |out - expected| / (1 + |expected|)
 ("max rel err", the measure held to tol) and the largest LSE difference.
 The expected outputs are the ones in CASES; with --recompute (or when CASES has none for a case) a float64
@@ -23,6 +33,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 
 sys.dont_write_bytecode = True  # keep python-compat/ free of __pycache__
@@ -32,15 +43,37 @@ TOL = {"BF16": 1e-2, "F16": 2e-3, "F32": 1e-3}
 LSE_TOL = 1e-3
 OUTPUT_FIELDS = {"merge_state": ("v", "s"), "merge_states": ("v", "s")}
 DEFAULT_FIELDS = ("o", "lse")
+PREFILL_OPS = ("batch_prefill_paged", "batch_prefill_ragged", "single_prefill")
+UNIT_ROUNDOFF = {"BF16": 2.0 ** -9, "F16": 2.0 ** -12}
+_FLASHINFER = re.compile(r"\s*flashinfer(?![0-9a-z_])", re.IGNORECASE)  # FlashInfer, not flashinfer4j
+
+
+def expected_from_flashinfer(params, cases_meta):
+    """Whether a case's stored expected outputs were computed by FlashInfer's own kernels: the case's
+    "expected_from" (make_cases.py: "flashinfer 0.2.5" or "reference.py float64 ...") when it has one, else the
+    file's "source" metadata (the golden files: "FlashInfer 0.2.5 FA2 kernels on ...")."""
+    src = params.get("expected_from")
+    if src is None:
+        src = cases_meta.get("source", "")
+    return bool(_FLASHINFER.match(str(src)))
+
+
+def flashinfer_lse_bound(op, dtype):
+    """The absolute LSE bound FlashInfer's prefill may be off by (0 when none applies): log2(1 + u) for the
+    rounding of the probabilities its denominator sums, u the unit roundoff of the output dtype."""
+    if op not in PREFILL_OPS or dtype not in UNIT_ROUNDOFF:
+        return 0.0
+    return math.log2(1.0 + UNIT_ROUNDOFF[dtype])
 
 
 def fields_of(op):
     return OUTPUT_FIELDS.get(op, DEFAULT_FIELDS)
 
 
-def measure(expected, actual, tol):
-    """Error statistics of actual against expected under |a - e| <= tol * (1 + |e|); max_rel is the largest
-    |a - e| / (1 + |e|), the measure held to tol (a relative error that does not explode near 0)."""
+def measure(expected, actual, tol, floor=0.0):
+    """Error statistics of actual against expected under |a - e| <= max(tol * (1 + |e|), floor); max_rel is the
+    largest |a - e| / (1 + |e|), the measure held to tol (a relative error that does not explode near 0);
+    "relaxed" counts the elements inside floor but outside tol * (1 + |e|)."""
     import numpy as np
     e = np.asarray(expected, dtype=np.float64).reshape(-1)
     a = np.asarray(actual, dtype=np.float64).reshape(-1)
@@ -52,8 +85,10 @@ def measure(expected, actual, tol):
         err = np.abs(a - e)
     ok = np.ones(e.shape, dtype=bool)
     ok[nan | inf_bad] = False
+    strict = np.zeros(e.shape, dtype=bool)
     with np.errstate(invalid="ignore"):
-        ok[fin] = err[fin] <= tol * (1.0 + np.abs(e[fin]))
+        strict[fin] = err[fin] <= tol * (1.0 + np.abs(e[fin]))
+        ok[fin] = strict[fin] | (err[fin] <= floor)
     res = {
         "n": int(e.size),
         "bad": int((~ok).sum()),
@@ -61,6 +96,7 @@ def measure(expected, actual, tol):
         "inf_mismatch": int(inf_bad.sum()),
         "max_abs": float(err[fin].max()) if fin.any() else 0.0,
         "max_rel": float((err[fin] / (1.0 + np.abs(e[fin]))).max()) if fin.any() else 0.0,
+        "relaxed": int((fin & ok & ~strict).sum()),
     }
     if res["bad"]:
         i = int(np.flatnonzero(~ok)[0])
@@ -186,6 +222,13 @@ def compare(cases_path, out_path, only=(), force_recompute=False):
         tol = TOL.get(exp_dtype, 1e-3)
         r["tol"] = tol
         r["lse_tol"] = LSE_TOL
+        lse_floor = 0.0
+        if r["expected"] == "file" and expected_from_flashinfer(p, cmeta):
+            lse_floor = flashinfer_lse_bound(op, exp_dtype)
+        if lse_floor > LSE_TOL:  # below 1e-3 it never loosens 1e-3 * (1 + |lse|)
+            r["lse_floor"] = lse_floor
+        else:
+            lse_floor = 0.0
         notes = []
         if tuple(act_o.shape) != tuple(exp_o.shape) or tuple(act_l.shape) != tuple(exp_l.shape):
             r.update(result="FAIL", note="shape %s/%s, expected %s/%s" % (
@@ -194,7 +237,7 @@ def compare(cases_path, out_path, only=(), force_recompute=False):
         if odt.get(name + "." + fo) != exp_dtype and r["expected"] == "file":
             notes.append("output dtype %s, expected %s" % (odt.get(name + "." + fo), exp_dtype))
         mo = measure(exp_o, act_o, tol)
-        ml = measure(exp_l, act_l, LSE_TOL)
+        ml = measure(exp_l, act_l, LSE_TOL, lse_floor)
         r.update(max_abs=mo["max_abs"], max_rel=mo["max_rel"], lse_max_abs=ml["max_abs"], o_stats=mo, lse_stats=ml)
         for label, m in ((fo, mo), (fl, ml)):
             if m["bad"]:
@@ -202,6 +245,11 @@ def compare(cases_path, out_path, only=(), force_recompute=False):
                 notes.append("%s: %d/%d outside (nan %d, inf mismatch %d), first at %d: expected %r got %r" % (
                     label, m["bad"], m["n"], m["nan"], m["inf_mismatch"], fb["index"], fb["expected"],
                     fb["actual"]))
+        if ml["relaxed"]:
+            notes.append("%s: %d/%d within FlashInfer's %s prefill bound log2(1 + u) = %.3g but outside 1e-3 * "
+                         "(1 + |lse|) (max abs err %.3g): expected from FlashInfer, which sums %s-rounded "
+                         "probabilities" % (fl, ml["relaxed"], ml["n"], exp_dtype.lower(), lse_floor, ml["max_abs"],
+                                            exp_dtype.lower()))
         r["result"] = "FAIL" if (mo["bad"] or ml["bad"]) else "PASS"
         if notes:
             r["note"] = "; ".join(notes)
@@ -215,7 +263,10 @@ def print_table(results, out=sys.stdout):
     head = ("case", "op", "max abs err", "max rel err", "lse max abs", "tol (o/lse)", "result")
     rows = []
     for r in results:
-        tol = "%g/%g" % (r["tol"], r["lse_tol"]) if "tol" in r else "-"
+        if "lse_floor" in r:
+            tol = "%g/max(%g,%.3g)" % (r["tol"], r["lse_tol"], r["lse_floor"])
+        else:
+            tol = "%g/%g" % (r["tol"], r["lse_tol"]) if "tol" in r else "-"
         rows.append((r["case"], r["op"], fmt(r.get("max_abs")), fmt(r.get("max_rel")), fmt(r.get("lse_max_abs")),
                      tol, r["result"]))
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
@@ -262,6 +313,10 @@ def main(argv=None):
     print("%d PASS, %d FAIL, %d SKIP" % (n["PASS"], n["FAIL"], n["SKIP"]))
     print("PASS: |out - expected| <= tol * (1 + |expected|) everywhere (rel err = |out - expected| / (1 + |expected|)"
           " <= tol), -inf where expected, no NaN; tol bf16 1e-2, fp16 2e-3, lse 1e-3")
+    if any("lse_floor" in r for r in results):
+        print("lse max(1e-3, b): prefill LSE expected from FlashInfer itself is held to max(1e-3 * (1 + |lse|), b),"
+              " b = log2(1 + u) (u = 2^-9 bf16, 2^-12 fp16): FlashInfer sums bf16/fp16-rounded probabilities"
+              " (as GoldenPrefillTest)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"cases": args.cases, "output": args.output, "results": results}, f, indent=1)

@@ -36,6 +36,7 @@ struct DecodePlanInput {
   int path;         // fi4j_decode_path
   int graph_slots;  // > 0: graph mode
   int num_sms;      // 0 for the CPU backend (never splits)
+  int compute_capability;  // major*10+minor (0 for the CPU)
   int64_t workspace_bytes;
 };
 

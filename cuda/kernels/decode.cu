@@ -1,59 +1,87 @@
-// Ahead-of-time instantiations of the batch decode kernel and its launcher.
+// Ahead-of-time instantiations of the CUDA-core batch decode kernel (decode.cuh) and the split-KV merge
+// (decode_merge.cuh), and launch_batch_decode, which picks the path and the split.
 // nvcc 13 gives explicitly instantiated __global__ templates internal linkage, so the kernels are instantiated
-// and launched in this translation unit only.
+// and launched in the translation unit that defines them.
 #include "fi4j/decode.cuh"
+#include "fi4j/decode_launch.cuh"
+#include "fi4j/decode_merge.cuh"
 #include "fi4j/launch.h"
 
 namespace fi4j {
-namespace {
+namespace decode {
 
-template <typename T, int D, bool kSoftCap, bool kRope>
-cudaError_t launch_decode(const DecodeParams& p, cudaStream_t stream) {
-  const auto kernel = decode::batch_decode_kernel<T, D, kSoftCap, kRope>;
-  constexpr int kSmem = decode::smem_bytes<D, kRope>();
-  // Above the 48 KB default: opt in (not a stream operation, so it is legal inside graph capture).
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
-  if (err != cudaSuccess) return err;
-  const dim3 grid(static_cast<unsigned>(p.kv.batch_size), static_cast<unsigned>(p.kv.num_kv_heads));
-  kernel<<<grid, decode::kThreads, kSmem, stream>>>(p);
-  return cudaGetLastError();
+cudaError_t launch_cuda_cores(const DecodeParams& p, int items, cudaStream_t stream) {
+  return dispatch_config(p, [&](auto t, auto d, auto cap, auto rope) -> cudaError_t {
+    using T = typename decltype(t)::type;
+    constexpr int D = decltype(d)::value;
+    const auto kernel = batch_decode_kernel<T, D, decltype(cap)::value, decltype(rope)::value>;
+    constexpr int kSmem = smem_bytes<D, decltype(rope)::value>();
+    // Above the 48 KB default: opt in (not a stream operation, so it is legal inside graph capture).
+    const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+    if (err != cudaSuccess) return err;
+    const dim3 grid(static_cast<unsigned>(items), static_cast<unsigned>(p.kv.num_kv_heads));
+    kernel<<<grid, kThreads, kSmem, stream>>>(p);
+    return cudaGetLastError();
+  });
 }
 
-/// One key per instantiated configuration; -1 for anything without a kernel.
-constexpr int decode_config(DType dtype, int head_dim, bool soft_cap, bool rope) {
-  const int t = dtype == DType::F16 ? 0 : dtype == DType::BF16 ? 1 : -1;
-  const int d = head_dim == 64 ? 0 : head_dim == 128 ? 1 : head_dim == 256 ? 2 : -1;
-  return (t < 0 || d < 0) ? -1 : ((t * 3 + d) * 2 + (soft_cap ? 1 : 0)) * 2 + (rope ? 1 : 0);
+namespace {
+
+/// Launches the merge of a split decode: grid (batch_size, head blocks).
+cudaError_t launch_merge(const DecodeParams& p, cudaStream_t stream) {
+  int device = 0, major = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  if (err != cudaSuccess) return err;
+  const bool pdl = major >= 9;
+  auto launch = [&](auto t, auto d) -> cudaError_t {
+    using T = typename decltype(t)::type;
+    constexpr int D = decltype(d)::value;
+    constexpr int kHeads = decode_merge::heads_per_block<D>();
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(static_cast<unsigned>(p.kv.batch_size),
+                          static_cast<unsigned>((p.num_qo_heads + kHeads - 1) / kHeads));
+    config.blockDim = dim3(decode_merge::kThreads);
+    config.stream = stream;
+    // Programmatic dependent launch (sm_90+): the merge is launched while the decode's last blocks still run and
+    // waits on the device (griddepcontrol.wait) instead of behind a full kernel boundary. Stream capture records
+    // it as a programmatic graph edge.
+    cudaLaunchAttribute attribute{};
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = &attribute;
+    config.numAttrs = pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&config, decode_merge::merge_kernel<T, D>, p);
+  };
+  auto dims = [&](auto t) -> cudaError_t {
+    switch (p.kv.head_dim) {
+      case 64:
+        return launch(t, std::integral_constant<int, 64>{});
+      case 128:
+        return launch(t, std::integral_constant<int, 128>{});
+      case 256:
+        return launch(t, std::integral_constant<int, 256>{});
+      default:
+        return cudaErrorNotSupported;
+    }
+  };
+  return p.dtype == DType::F16 ? dims(TypeTag<__half>{}) : dims(TypeTag<__nv_bfloat16>{});
 }
 
 }  // namespace
+}  // namespace decode
 
 cudaError_t launch_batch_decode(const DecodeParams& p, cudaStream_t stream) {
-  if (p.variant.pos_encoding != PosEncoding::None && p.variant.pos_encoding != PosEncoding::RopeLlama)
-    return cudaErrorNotSupported;
+  // Refuse what has no kernel before looking at sizes, so that an empty batch reports it too.
+  const cudaError_t supported = decode::dispatch_config(p, [](auto, auto, auto, auto) { return cudaSuccess; });
+  if (supported != cudaSuccess) return supported;
   if (p.kv.batch_size == 0 || p.kv.num_kv_heads == 0) return cudaSuccess;
-  const bool soft_cap = p.variant.logits_soft_cap > 0.f;
-  const bool rope = p.variant.pos_encoding == PosEncoding::RopeLlama;
-#define FI4J_DECODE_CASE(DT, T, D, CAP, ROPE) \
-  case decode_config(DType::DT, D, CAP, ROPE): \
-    return launch_decode<T, D, CAP, ROPE>(p, stream);
-#define FI4J_DECODE_VARIANTS(DT, T, D)             \
-  FI4J_DECODE_CASE(DT, T, D, false, false)         \
-  FI4J_DECODE_CASE(DT, T, D, false, true)          \
-  FI4J_DECODE_CASE(DT, T, D, true, false)          \
-  FI4J_DECODE_CASE(DT, T, D, true, true)
-  switch (decode_config(p.dtype, p.kv.head_dim, soft_cap, rope)) {
-    FI4J_DECODE_VARIANTS(F16, __half, 64)
-    FI4J_DECODE_VARIANTS(F16, __half, 128)
-    FI4J_DECODE_VARIANTS(F16, __half, 256)
-    FI4J_DECODE_VARIANTS(BF16, __nv_bfloat16, 64)
-    FI4J_DECODE_VARIANTS(BF16, __nv_bfloat16, 128)
-    FI4J_DECODE_VARIANTS(BF16, __nv_bfloat16, 256)
-    default:
-      return cudaErrorNotSupported;
-  }
-#undef FI4J_DECODE_VARIANTS
-#undef FI4J_DECODE_CASE
+  const bool split = p.work.num_work > 0;
+  const int items = split ? p.work.num_work : p.kv.batch_size;
+  const cudaError_t err = p.path == DecodePath::TensorCores ? decode::launch_tensor_cores(p, items, stream)
+                                                            : decode::launch_cuda_cores(p, items, stream);
+  if (err != cudaSuccess || !split) return err;
+  return decode::launch_merge(p, stream);
 }
 
 }  // namespace fi4j

@@ -1,7 +1,10 @@
 // Standalone GPU test of the batch decode and paged-KV append kernels against a float64 CPU reference.
+// Each decode case runs the CUDA-core and the tensor-core path, each without a split and with a random split-KV
+// partition (plus the same partition with the batch reversed, which must give bit-identical results), and checks
+// that the two paths agree.
 //
 // Build and run from the repository root (one line):
-//   /usr/local/cuda/bin/nvcc -std=c++17 -O2 -arch=sm_90 -Icuda/include cuda/tests/decode_harness.cu cuda/kernels/decode.cu cuda/kernels/append.cu -o /tmp/harness && /tmp/harness
+//   /usr/local/cuda/bin/nvcc -std=c++17 -O2 -arch=sm_90 -Icuda/include cuda/tests/decode_harness.cu cuda/kernels/decode.cu cuda/kernels/decode_tc.cu cuda/kernels/append.cu -o /tmp/harness && /tmp/harness
 // Prints one line per case and "N passed, M failed"; exits non-zero on any failure or CUDA error.
 //
 // Every output buffer (including stride padding) is poisoned with 0xff bytes (NaN in fp16, bf16 and fp32) before
@@ -244,6 +247,88 @@ void rope_ref(std::vector<double>& x, double pos, double rcp_scale, double theta
   }
 }
 
+// A split-KV partition of a batch: per request (in original numbering) its chunks [start, end), folded in this
+// order. A request without chunks must come out as 0 and -inf.
+using Chunks = std::vector<std::vector<std::pair<int, int>>>;
+
+// Random partition: chunk cuts anywhere (not page- or tile-aligned), the last chunk may run past the request's
+// end, chunks before the window start see nothing, and empty requests get zero or one (empty) chunk.
+Chunks random_chunks(const std::vector<int>& lens, std::mt19937& rng) {
+  auto rnd = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  Chunks chunks(lens.size());
+  for (size_t b = 0; b < lens.size(); ++b) {
+    const int L = lens[b];
+    if (L == 0) {
+      if (rnd(0, 1)) chunks[b].push_back({0, rnd(0, 5)});
+      continue;
+    }
+    const int pieces = std::min(L, rnd(1, L >= 1000 ? 12 : 4));
+    std::vector<int> cuts;
+    for (int i = 1; i < pieces; ++i) cuts.push_back(rnd(1, L - 1));
+    std::sort(cuts.begin(), cuts.end());
+    cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+    int prev = 0;
+    for (int c : cuts) {
+      chunks[b].push_back({prev, c});
+      prev = c;
+    }
+    chunks[b].push_back({prev, L + (rnd(0, 2) == 0 ? rnd(1, 40) : 0)});
+  }
+  return chunks;
+}
+
+// Device work list of a partition for the batch order `order` (position i holds original request order[i]), with
+// idle slots (request -1) before and after the items that the merge reads.
+struct DeviceWork {
+  DeviceBuffer<int32_t> request, start, end, merge_indptr;
+  DeviceBuffer<float> partial_o, partial_lse;
+  fi4j::DecodeWork work{};
+
+  static std::vector<std::vector<int32_t>> build(const Chunks& chunks, const std::vector<int>& order, int lead_idle,
+                                                 int trail_idle) {
+    std::vector<int32_t> request(lead_idle, -1), start(lead_idle, 7), end(lead_idle, 9), indptr;
+    for (size_t i = 0; i < order.size(); ++i) {
+      indptr.push_back(static_cast<int32_t>(request.size()));
+      for (const auto& c : chunks[order[i]]) {
+        request.push_back(static_cast<int32_t>(i));
+        start.push_back(c.first);
+        end.push_back(c.second);
+      }
+    }
+    indptr.push_back(static_cast<int32_t>(request.size()));
+    for (int i = 0; i < trail_idle; ++i) {
+      request.push_back(-1);
+      start.push_back(0);
+      end.push_back(100);
+    }
+    return {request, start, end, indptr};
+  }
+
+  DeviceWork(const std::vector<std::vector<int32_t>>& lists, int num_qo_heads, int head_dim)
+      : request(lists[0].size()), start(lists[1].size()), end(lists[2].size()), merge_indptr(lists[3].size()),
+        partial_o(lists[0].size() * num_qo_heads * head_dim), partial_lse(lists[0].size() * num_qo_heads) {
+    request.upload(lists[0]);
+    start.upload(lists[1]);
+    end.upload(lists[2]);
+    merge_indptr.upload(lists[3]);
+    partial_o.poison();
+    partial_lse.poison();
+    work.request = request.ptr;
+    work.kv_start = start.ptr;
+    work.kv_end = end.ptr;
+    work.merge_indptr = merge_indptr.ptr;
+    work.num_work = static_cast<int32_t>(lists[0].size());
+    work.partial_o = partial_o.ptr;
+    work.partial_lse = partial_lse.ptr;
+  }
+};
+
+// Output of one kernel run, in the batch order it ran with.
+struct DecodeOutput {
+  std::vector<uint16_t> o;
+  std::vector<float> lse;
+};
+
 bool run_decode_case(const DecodeCase& dc, std::mt19937& rng, std::string& detail) {
   HostCache cache = build_cache(dc.shape, dc.lens, rng);
   const CacheShape& s = dc.shape;
@@ -266,77 +351,39 @@ bool run_decode_case(const DecodeCase& dc, std::mt19937& rng, std::string& detai
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < Hq; ++h)
       for (int d = 0; d < D; ++d) q[b * stride_n + h * stride_h + d] = to_bits(val(rng), s.dtype);
-
-  DeviceCache dev(cache);
-  DeviceBuffer<uint16_t> d_q(qo_elems), d_o(qo_elems);
-  DeviceBuffer<float> d_lse(dc.with_lse ? static_cast<size_t>(B) * Hq : 0);
-  d_q.upload(q);
-  d_o.poison();
-  d_lse.poison();
-
   const double sm_scale = dc.sm_scale > 0.f ? dc.sm_scale : 1.0 / std::sqrt(static_cast<double>(D));
-  fi4j::DecodeParams p{};
-  p.dtype = s.dtype;
-  p.q = d_q.ptr;
-  p.q_stride_n = stride_n;
-  p.q_stride_h = stride_h;
-  p.o = d_o.ptr;
-  p.o_stride_n = stride_n;
-  p.o_stride_h = stride_h;
-  p.lse = dc.with_lse ? d_lse.ptr : nullptr;
-  p.num_qo_heads = Hq;
-  p.kv = dev.kv;
-  p.variant.sm_scale = static_cast<float>(sm_scale);
-  p.variant.logits_soft_cap = dc.soft_cap;
-  p.variant.window_left = dc.window_left;
-  p.variant.pos_encoding = dc.rope ? fi4j::PosEncoding::RopeLlama : fi4j::PosEncoding::None;
-  p.variant.rope_rcp_scale = 1.f / dc.rope_scale;
-  p.variant.rope_theta = dc.rope_theta;
-  CUDA_CHECK(fi4j::launch_batch_decode(p, nullptr));
-  CUDA_CHECK(cudaDeviceSynchronize());
-  const std::vector<uint16_t> o = d_o.download();
-  const std::vector<float> lse = d_lse.download();
 
-  const double tol = s.dtype == DType::BF16 ? 1e-2 : 2e-3;
-  const double lse_tol = 1e-3;
-  double max_err = 0, max_lse_err = 0;
-  int bad = 0;
-  auto report = [&](const char* what, int b, int h, int d, double got, double want) {
-    if (bad++ < 5) {
-      char buf[160];
-      std::snprintf(buf, sizeof buf, " | %s b=%d h=%d d=%d got=%.6g want=%.6g", what, b, h, d, got, want);
-      detail += buf;
-    }
-  };
-  const std::vector<uint16_t>& vbuf = cache.v_buffer();
-  std::vector<double> qv(D), kvec(D), acc(D);
-  std::vector<double> logits;
-  std::vector<int> keys;
-  for (int b = 0; b < B; ++b) {
-    const int L = dc.lens[b], pos_q = L - 1;
-    for (int h = 0; h < Hq; ++h) {
-      const int kvh = h / g;
-      for (int d = 0; d < D; ++d) qv[d] = from_bits(q[b * stride_n + h * stride_h + d], s.dtype);
-      if (dc.rope) rope_ref(qv, pos_q, 1.0 / dc.rope_scale, dc.rope_theta);
-      logits.clear();
-      keys.clear();
-      for (int j = 0; j < L; ++j) {
-        if (dc.window_left >= 0 && j < pos_q - dc.window_left) continue;
-        const int page = cache.page_of(b, j);
-        if (page < 0) continue;
-        const int64_t base = cache.offset(page, j % s.page_size, kvh);
-        for (int d = 0; d < D; ++d) kvec[d] = from_bits(cache.k[base + d], s.dtype);
-        if (dc.rope) rope_ref(kvec, j, 1.0 / dc.rope_scale, dc.rope_theta);
-        double x = 0;
-        for (int d = 0; d < D; ++d) x += qv[d] * kvec[d];
-        x *= sm_scale;
-        if (dc.soft_cap > 0.f) x = dc.soft_cap * std::tanh(x / dc.soft_cap);
-        logits.push_back(x);
-        keys.push_back(j);
-      }
-      std::fill(acc.begin(), acc.end(), 0.0);
-      double want_lse = -INFINITY;
-      if (!logits.empty()) {
+  // ---- float64 reference, [B][Hq][D] and [B][Hq].
+  std::vector<double> want_o(static_cast<size_t>(B) * Hq * D, 0.0), want_lse(static_cast<size_t>(B) * Hq, -INFINITY);
+  {
+    const std::vector<uint16_t>& vbuf = cache.v_buffer();
+    std::vector<double> qv(D), kvec(D);
+    std::vector<double> logits;
+    std::vector<int> keys;
+    for (int b = 0; b < B; ++b) {
+      const int L = dc.lens[b], pos_q = L - 1;
+      for (int h = 0; h < Hq; ++h) {
+        const int kvh = h / g;
+        for (int d = 0; d < D; ++d) qv[d] = from_bits(q[b * stride_n + h * stride_h + d], s.dtype);
+        if (dc.rope) rope_ref(qv, pos_q, 1.0 / dc.rope_scale, dc.rope_theta);
+        logits.clear();
+        keys.clear();
+        for (int j = 0; j < L; ++j) {
+          if (dc.window_left >= 0 && j < pos_q - dc.window_left) continue;
+          const int page = cache.page_of(b, j);
+          if (page < 0) continue;
+          const int64_t base = cache.offset(page, j % s.page_size, kvh);
+          for (int d = 0; d < D; ++d) kvec[d] = from_bits(cache.k[base + d], s.dtype);
+          if (dc.rope) rope_ref(kvec, j, 1.0 / dc.rope_scale, dc.rope_theta);
+          double x = 0;
+          for (int d = 0; d < D; ++d) x += qv[d] * kvec[d];
+          x *= sm_scale;
+          if (dc.soft_cap > 0.f) x = dc.soft_cap * std::tanh(x / dc.soft_cap);
+          logits.push_back(x);
+          keys.push_back(j);
+        }
+        if (logits.empty()) continue;
+        double* const acc = &want_o[(static_cast<size_t>(b) * Hq + h) * D];
         const double m = *std::max_element(logits.begin(), logits.end());
         double sum = 0;
         for (size_t i = 0; i < logits.size(); ++i) {
@@ -346,37 +393,182 @@ bool run_decode_case(const DecodeCase& dc, std::mt19937& rng, std::string& detai
           for (int d = 0; d < D; ++d) acc[d] += w * from_bits(vbuf[base + d], s.dtype);
         }
         for (int d = 0; d < D; ++d) acc[d] /= sum;
-        want_lse = (m + std::log(sum)) / std::log(2.0);
+        want_lse[static_cast<size_t>(b) * Hq + h] = (m + std::log(sum)) / std::log(2.0);
       }
+    }
+  }
+
+  DeviceCache dev(cache);
+  DeviceBuffer<uint16_t> d_q(qo_elems), d_o(qo_elems);
+  DeviceBuffer<float> d_lse(dc.with_lse ? static_cast<size_t>(B) * Hq : 0);
+  d_q.upload(q);
+
+  fi4j::DecodeParams base{};
+  base.dtype = s.dtype;
+  base.q = d_q.ptr;
+  base.q_stride_n = stride_n;
+  base.q_stride_h = stride_h;
+  base.o = d_o.ptr;
+  base.o_stride_n = stride_n;
+  base.o_stride_h = stride_h;
+  base.lse = dc.with_lse ? d_lse.ptr : nullptr;
+  base.num_qo_heads = Hq;
+  base.kv = dev.kv;
+  base.variant.sm_scale = static_cast<float>(sm_scale);
+  base.variant.logits_soft_cap = dc.soft_cap;
+  base.variant.window_left = dc.window_left;
+  base.variant.pos_encoding = dc.rope ? fi4j::PosEncoding::RopeLlama : fi4j::PosEncoding::None;
+  base.variant.rope_rcp_scale = 1.f / dc.rope_scale;
+  base.variant.rope_theta = dc.rope_theta;
+
+  // Runs the kernel with poisoned outputs.
+  auto run = [&](fi4j::DecodeParams p) {
+    d_o.poison();
+    d_lse.poison();
+    CUDA_CHECK(fi4j::launch_batch_decode(p, nullptr));
+    CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaDeviceSynchronize());
+    return DecodeOutput{d_o.download(), d_lse.download()};
+  };
+
+  const double tol = s.dtype == DType::BF16 ? 1e-2 : 2e-3;
+  const double lse_tol = 1e-3;
+  int bad = 0;
+  std::string errors;
+  auto report = [&](const char* run_name, const char* what, int b, int h, int d, double got, double want) {
+    if (bad++ < 5) {
+      char buf[200];
+      std::snprintf(buf, sizeof buf, " | %s %s b=%d h=%d d=%d got=%.6g want=%.6g", run_name, what, b, h, d, got,
+                    want);
+      errors += buf;
+    }
+  };
+  // Checks an output against the reference; requests in `empty` (no split items) must be 0 and -inf.
+  auto check = [&](const char* run_name, const DecodeOutput& out, const std::vector<bool>& empty, double& max_err,
+                   double& max_lse_err) {
+    for (int b = 0; b < B; ++b)
+      for (int h = 0; h < Hq; ++h) {
+        const size_t row = static_cast<size_t>(b) * Hq + h;
+        for (int d = 0; d < D; ++d) {
+          const double want = empty[b] ? 0.0 : want_o[row * D + d];
+          const double got = from_bits(out.o[b * stride_n + h * stride_h + d], s.dtype);
+          const double err = std::fabs(got - want);
+          if (!std::isfinite(got) || err > tol + tol * std::fabs(want)) report(run_name, "o", b, h, d, got, want);
+          if (std::isfinite(err)) max_err = std::max(max_err, err);
+        }
+        if (dc.with_lse) {
+          const double want = empty[b] ? -INFINITY : want_lse[row];
+          const double got = out.lse[row];
+          if (std::isinf(want)) {
+            if (!(std::isinf(got) && got < 0)) report(run_name, "lse", b, h, -1, got, want);
+          } else {
+            const double err = std::fabs(got - want);
+            if (!std::isfinite(got) || err > lse_tol + lse_tol * std::fabs(want))
+              report(run_name, "lse", b, h, -1, got, want);
+            if (std::isfinite(err)) max_lse_err = std::max(max_lse_err, err);
+          }
+        }
+      }
+    // Stride padding must still hold the poison: the kernels write nothing outside [B, Hq, D].
+    for (size_t i = 0; i < qo_elems; ++i) {
+      const int64_t in_row = static_cast<int64_t>(i) % stride_n;
+      const bool owed = in_row < Hq * stride_h && in_row % stride_h < D;
+      if (!owed && out.o[i] != kPoison16) report(run_name, "pad", -1, -1, static_cast<int>(i), out.o[i], kPoison16);
+    }
+  };
+
+  const std::vector<bool> none_empty(B, false);
+  double err_cc = 0, lse_cc = 0, err_tc = 0, lse_tc = 0, err_split = 0, lse_split = 0;
+  fi4j::DecodeParams p = base;
+  p.path = fi4j::DecodePath::CudaCores;
+  const DecodeOutput cc = run(p);
+  check("cc", cc, none_empty, err_cc, lse_cc);
+  p.path = fi4j::DecodePath::TensorCores;
+  const DecodeOutput tc = run(p);
+  check("tc", tc, none_empty, err_tc, lse_tc);
+
+  // The two paths compute the same function: relative L2 difference of o and LSE difference within 1e-3.
+  double diff2 = 0, ref2 = 0, lse_diff = 0;
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < Hq; ++h) {
       for (int d = 0; d < D; ++d) {
-        const uint16_t bits = o[b * stride_n + h * stride_h + d];
-        const double got = from_bits(bits, s.dtype);
-        const double err = std::fabs(got - acc[d]);
-        if (!std::isfinite(got) || err > tol + tol * std::fabs(acc[d])) report("o", b, h, d, got, acc[d]);
-        if (std::isfinite(err)) max_err = std::max(max_err, err);
+        const size_t i = b * stride_n + h * stride_h + d;
+        const double x = from_bits(cc.o[i], s.dtype), y = from_bits(tc.o[i], s.dtype);
+        diff2 += (x - y) * (x - y);
+        ref2 += x * x;
       }
       if (dc.with_lse) {
-        const double got = lse[b * Hq + h];
-        if (std::isinf(want_lse)) {
-          if (!(std::isinf(got) && got < 0)) report("lse", b, h, -1, got, want_lse);
-        } else {
-          const double err = std::fabs(got - want_lse);
-          if (!std::isfinite(got) || err > lse_tol + lse_tol * std::fabs(want_lse))
-            report("lse", b, h, -1, got, want_lse);
-          if (std::isfinite(err)) max_lse_err = std::max(max_lse_err, err);
+        const double x = cc.lse[b * Hq + h], y = tc.lse[b * Hq + h];
+        if (x != y) lse_diff = std::max(lse_diff, std::fabs(x - y) / (1.0 + std::fabs(x)));  // inf-inf: NaN
+        if (std::isnan(lse_diff)) lse_diff = INFINITY;
+      }
+    }
+  const double rel_diff = ref2 > 0 ? std::sqrt(diff2 / ref2) : std::sqrt(diff2);
+  if (!(rel_diff <= 1e-3)) report("tc-vs-cc", "o rel L2", -1, -1, -1, rel_diff, 1e-3);
+  if (!(lse_diff <= 1e-3)) report("tc-vs-cc", "lse", -1, -1, -1, lse_diff, 1e-3);
+
+  // Split-KV on both paths: a random partition; then the same partition with the batch in reverse order, which
+  // must give bit-identical results per request.
+  const Chunks chunks = random_chunks(dc.lens, rng);
+  std::vector<bool> empty(B);
+  for (int b = 0; b < B; ++b) empty[b] = chunks[b].empty();
+  std::vector<int> order(B), reversed(B);
+  std::iota(order.begin(), order.end(), 0);
+  std::reverse_copy(order.begin(), order.end(), reversed.begin());
+  const int lead_idle = std::uniform_int_distribution<int>(0, 2)(rng);
+  const int trail_idle = std::uniform_int_distribution<int>(0, 2)(rng);
+  // Page table and queries in reverse request order (the cache itself is shared).
+  std::vector<int32_t> rev_indptr{0}, rev_indices, rev_last;
+  std::vector<uint16_t> rev_q(qo_elems, 0);
+  if (!s.single) {
+    for (int b : reversed) {
+      rev_indices.insert(rev_indices.end(), cache.indices.begin() + cache.indptr[b],
+                         cache.indices.begin() + cache.indptr[b + 1]);
+      rev_indptr.push_back(static_cast<int32_t>(rev_indices.size()));
+      rev_last.push_back(cache.last[b]);
+    }
+  }
+  for (int i = 0; i < B; ++i)
+    std::copy(q.begin() + reversed[i] * stride_n, q.begin() + (reversed[i] + 1) * stride_n, rev_q.begin() + i * stride_n);
+  DeviceBuffer<int32_t> d_rev_indptr(rev_indptr.size()), d_rev_indices(rev_indices.size()), d_rev_last(rev_last.size());
+  DeviceBuffer<uint16_t> d_rev_q(qo_elems);
+  d_rev_indptr.upload(rev_indptr);
+  d_rev_indices.upload(rev_indices);
+  d_rev_last.upload(rev_last);
+  d_rev_q.upload(rev_q);
+  DeviceWork work(DeviceWork::build(chunks, order, lead_idle, trail_idle), Hq, D);
+  DeviceWork rev_work(DeviceWork::build(chunks, reversed, trail_idle, lead_idle), Hq, D);
+  int identical_mismatch = 0;
+  for (fi4j::DecodePath path : {fi4j::DecodePath::CudaCores, fi4j::DecodePath::TensorCores}) {
+    const char* name = path == fi4j::DecodePath::CudaCores ? "cc-split" : "tc-split";
+    p = base;
+    p.path = path;
+    p.work = work.work;
+    const DecodeOutput split = run(p);
+    check(name, split, empty, err_split, lse_split);
+    if (s.single) continue;  // one request: no other order
+    p.q = d_rev_q.ptr;
+    p.kv.kv_indptr = d_rev_indptr.ptr;
+    p.kv.kv_indices = d_rev_indices.ptr;
+    p.kv.kv_last_page_len = d_rev_last.ptr;
+    p.work = rev_work.work;
+    const DecodeOutput rev = run(p);
+    for (int i = 0; i < B; ++i) {
+      const int b = reversed[i];
+      for (int h = 0; h < Hq; ++h) {
+        if (!std::equal(rev.o.begin() + i * stride_n + h * stride_h, rev.o.begin() + i * stride_n + h * stride_h + D,
+                        split.o.begin() + b * stride_n + h * stride_h) ||
+            (dc.with_lse && std::memcmp(&rev.lse[i * Hq + h], &split.lse[b * Hq + h], sizeof(float)) != 0)) {
+          if (identical_mismatch++ == 0) report(name, "reordered batch not bit-identical", b, h, -1, 0, 0);
         }
       }
     }
   }
-  // Stride padding must still hold the poison: the kernel writes nothing outside [B, Hq, D].
-  for (size_t i = 0; i < qo_elems; ++i) {
-    const int64_t in_row = static_cast<int64_t>(i) % stride_n;
-    const bool owed = in_row < Hq * stride_h && in_row % stride_h < D;
-    if (!owed && o[i] != kPoison16) report("pad", -1, -1, static_cast<int>(i), o[i], kPoison16);
-  }
-  char buf[96];
-  std::snprintf(buf, sizeof buf, " max_err=%.2e lse_err=%.2e", max_err, max_lse_err);
-  detail = buf + detail;
+
+  char buf[200];
+  std::snprintf(buf, sizeof buf, " cc=%.1e/%.1e tc=%.1e/%.1e split=%.1e/%.1e tc-cc=%.1e/%.1e", err_cc, lse_cc, err_tc,
+                lse_tc, err_split, lse_split, rel_diff, lse_diff);
+  detail = buf + errors;
   return bad == 0;
 }
 
@@ -510,8 +702,9 @@ bool run_append_case(const AppendCase& ac, std::mt19937& rng, std::string& detai
 struct Heads {
   int qo, kv;
 };
-// 1/1 MHA, 8/8, 8/1 (MQA), 16/2, 32/8, 16/1 (group 16: two passes), 28/4 (group 7), 4/2 and 6/2 (groups 2 and 3:
-// warps split rows and heads), 24/1 (three passes).
+// 1/1 MHA, 8/8, 8/1 (MQA), 16/2, 32/8, 16/1 (group 16: two passes on CUDA cores, one full row tile on tensor
+// cores), 28/4 (group 7), 4/2 and 6/2 (groups 2 and 3: warps split rows and heads). Every case runs both paths,
+// with and without a split.
 const Heads kBaseHeads[] = {{1, 1}, {8, 8}, {8, 1}, {16, 2}, {32, 8}, {16, 1}, {28, 4}, {4, 2}, {6, 2}};
 
 std::vector<DecodeCase> decode_cases(std::mt19937& rng) {
@@ -618,8 +811,22 @@ std::vector<DecodeCase> decode_cases(std::mt19937& rng) {
       c = make(16, {8, 1}, Layout::NHD, {100, 40, 0});
       c.bad_page = true;
       cases.push_back(c);
-      // Group 24: three passes over the KV.
+      // Group 24: three passes over the KV (CUDA cores), two row tiles (tensor cores).
       c = make(16, {24, 1}, Layout::NHD, {1, 200, 0});
+      cases.push_back(c);
+      // More tensor-core row-tile shapes: groups 5, 12 and 32 (two full row tiles), with soft cap, window, RoPE.
+      c = make(16, {10, 2}, Layout::NHD, mixed);
+      c.soft_cap = 30.f;
+      cases.push_back(c);
+      c = make(3, {12, 1}, Layout::HND, mixed);
+      c.window_left = 37;
+      cases.push_back(c);
+      c = make(16, {32, 1}, Layout::NHD, {1, 300, 0, 77});
+      c.rope = true;
+      cases.push_back(c);
+      // Long request with a window: random splits put whole chunks before the window start.
+      c = make(16, {32, 8}, Layout::NHD, {3000, 17, 1500});
+      c.window_left = 700;
       cases.push_back(c);
     }
   return cases;

@@ -13,8 +13,10 @@
 // Each lane group keeps its own online-softmax state; the states are merged at the end, across lane groups
 // with shuffles and across row warps in shared memory.
 // Groups of more than kHeadsPerPass query heads are served in several passes, each reading the KV again.
+// A block attends the token range of its DecodeItem (a whole request, or one split-KV chunk of it).
 #pragma once
 
+#include "fi4j/decode_item.cuh"
 #include "fi4j/paged_kv.cuh"
 #include "fi4j/params.h"
 #include "fi4j/softmax_state.cuh"
@@ -125,8 +127,8 @@ constexpr int min_blocks_per_sm() {
   return kRope ? 3 : 4;
 }
 
-/// Decode for one (request, KV head) per block: grid (batch_size, num_kv_heads), kThreads threads,
-/// smem_bytes<D, kRope>() of dynamic shared memory.
+/// Decode for one (request or work item, KV head) per block: grid (batch_size or num_work, num_kv_heads),
+/// kThreads threads, smem_bytes<D, kRope>() of dynamic shared memory.
 template <typename T, int D, bool kSoftCap, bool kRope>
 __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
     batch_decode_kernel(const __grid_constant__ DecodeParams p) {
@@ -138,19 +140,20 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
   unsigned char* const row_ok = smem + Smem::kFlagOffset;
 
   const PagedKv& kv = p.kv;
-  const int batch = blockIdx.x;
-  const int kv_head = blockIdx.y;
+  allow_dependent_launch();
+  int block_item, kv_head;
+  block_coords(block_item, kv_head);
+  const DecodeItem it = resolve_item(p, block_item);
   const int tid = threadIdx.x;
   const int lane = tid % 32;
   const int warp = tid / 32;
   const int chunk = lane % G::kChunks;      // this lane's 16-byte chunk of a row (copy and compute alike)
   const int step_row = lane / G::kChunks;   // this lane's row within a warp step
 
-  int kv_len, page_base;
-  request_extent(kv, batch, kv_len, page_base);
-  const int pos_q = kv_len - 1;
-  const int first = p.variant.window_left >= 0 ? max(0, pos_q - p.variant.window_left) : 0;
-  const int num_tiles = kv_len > first ? (kv_len - first + G::kTileTokens - 1) / G::kTileTokens : 0;
+  const int page_base = it.page_base;
+  const int first = it.lo;  // tokens [first, end) are attended
+  const int end = it.hi;
+  const int num_tiles = (end - first + G::kTileTokens - 1) / G::kTileTokens;
   const int group = p.num_qo_heads / kv.num_kv_heads;
   const int64_t head_offset = static_cast<int64_t>(kv_head) * kv.head_stride + chunk * kVecElems;
   const T* const k_src = static_cast<const T*>(kv.k) + head_offset;
@@ -175,19 +178,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
     const int my_heads = (heads - head_lane + head_warps - 1) / head_warps;
     const int steps = G::kStepsPerTile / row_warps;
 
-    float q[kMaxHeadsPerWarp][8];
+    float q[kMaxHeadsPerWarp][8];  // loaded after the ring prologue, see below
     SoftmaxState<8> state[kMaxHeadsPerWarp];
-#pragma unroll
-    for (int i = 0; i < kMaxHeadsPerWarp; ++i) {
-      state[i].init();
-      if (i < my_heads && num_tiles > 0) {
-        const int qo_head = kv_head * group + h0 + head_lane + i * head_warps;
-        load_query<T, D, kRope>(p, batch, qo_head, chunk, pos_q, q_scale, q[i]);
-      } else {
-#pragma unroll
-        for (int e = 0; e < 8; ++e) q[i][e] = 0.f;
-      }
-    }
 
     // Copy cursor: the token of this thread's first row in the next tile to issue, and the page ids of its rows
     // there, loaded one tile ahead so that the dependent index load never stalls the copy that uses it.
@@ -195,34 +187,33 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
     const int copy_row0 = tid / G::kChunks;
     int next_token = first + copy_row0;
     int page_id[G::kCopiesPerThread];
-    auto fetch_page_ids = [&]() {
+    // Page ids of this thread's rows of the tile whose first row (for this thread) is `token0`.
+    auto fetch_page_ids = [&](int (&ids)[G::kCopiesPerThread], int token0) {
 #pragma unroll
       for (int i = 0; i < G::kCopiesPerThread; ++i) {
-        const int token = next_token + i * G::kCopyRowStride;
-        page_id[i] = token < kv_len ? raw_page_id(kv, page_base, page_div.div(token)) : -1;
+        const int token = token0 + i * G::kCopyRowStride;
+        ids[i] = token < end ? raw_page_id(kv, page_base, page_div.div(token)) : -1;
       }
     };
-    if (num_tiles > 0) fetch_page_ids();
 
-    // Starts the copy of the next tile into ring stage `stage`; rows past the end or on a bad page are
-    // zero-filled and flagged invalid.
-    auto issue_tile = [&](int stage) {
+    // Starts the copy of the next tile into ring stage `stage`, its rows on pages `ids`; rows past the end or on
+    // a bad page are zero-filled and flagged invalid.
+    auto issue_tile = [&](int stage, const int (&ids)[G::kCopiesPerThread]) {
       T* const k_dst = ring + stage * 2 * G::kTileElems;
       T* const v_dst = k_dst + G::kTileElems;
 #pragma unroll
       for (int i = 0; i < G::kCopiesPerThread; ++i) {
         const int row = copy_row0 + i * G::kCopyRowStride;
         const int token = next_token + i * G::kCopyRowStride;
-        const bool ok = token < kv_len && page_in_range(kv, page_id[i]);
+        const bool ok = token < end && page_in_range(kv, ids[i]);
         const int slot = token - page_div.div(token) * kv.page_size;
-        const int64_t off = ok ? cache_offset(kv, page_id[i], slot, 0) : 0;
+        const int64_t off = ok ? cache_offset(kv, ids[i], slot, 0) : 0;
         const int dst = row * D + chunk * kVecElems;
         cp_async_v16(k_dst + dst, k_src + off, ok);
         cp_async_v16(v_dst + dst, v_src + off, ok);
         if (chunk == 0) row_ok[stage * G::kTileTokens + row] = ok;
       }
       next_token += G::kTileTokens;
-      fetch_page_ids();
     };
 
     // RoPE: rotates the stage's keys once per block into fp32 (not back to 16 bits, which would add a rounding),
@@ -310,19 +301,44 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
       }
     };
 
-    // Ring: tiles 0 .. kStages-2 in flight before the loop; iteration t waits for tile t, then refills the stage
-    // that tile t-1 used (every warp has left it: they all passed this iteration's barrier).
+    // Ring: tiles 0 .. kStages-2 in flight before the loop (their page ids loaded together, so the start pays
+    // one index-load latency, not one per tile); iteration t waits for tile t, then refills the stage that tile
+    // t-1 used (every warp has left it: they all passed this iteration's barrier).
     // One commit per issue slot, empty or not, keeps the wait_group count uniform.
+    {
+      int first_ids[kStages - 1][G::kCopiesPerThread];
 #pragma unroll
-    for (int t = 0; t < kStages - 1; ++t) {
-      if (t < num_tiles) issue_tile(t);
-      cp_async_commit();
+      for (int t = 0; t < kStages - 1; ++t)
+        if (t < num_tiles) fetch_page_ids(first_ids[t], next_token + t * G::kTileTokens);
+#pragma unroll
+      for (int t = 0; t < kStages - 1; ++t) {
+        if (t < num_tiles) issue_tile(t, first_ids[t]);
+        cp_async_commit();
+      }
+      if (kStages - 1 < num_tiles) fetch_page_ids(page_id, next_token);
     }
+
+    // The queries load while the first tiles are in flight.
+#pragma unroll
+    for (int i = 0; i < kMaxHeadsPerWarp; ++i) {
+      state[i].init();
+      if (i < my_heads && num_tiles > 0) {
+        const int qo_head = kv_head * group + h0 + head_lane + i * head_warps;
+        load_query<T, D, kRope>(p, it.request, qo_head, chunk, it.pos_q, q_scale, q[i]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) q[i][e] = 0.f;
+      }
+    }
+
     for (int t = 0; t < num_tiles; ++t) {
       cp_async_wait<kStages - 2>();
       __syncthreads();
       const int next = t + kStages - 1;
-      if (next < num_tiles) issue_tile(next % kStages);
+      if (next < num_tiles) {
+        issue_tile(next % kStages, page_id);
+        if (next + 1 < num_tiles) fetch_page_ids(page_id, next_token);
+      }
       cp_async_commit();
       if constexpr (kRope) {
         rotate_keys(t % kStages, first + t * G::kTileTokens);
@@ -371,18 +387,13 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
         const float o2[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
         acc.merge(merge_m[slot_id], merge_d[slot_id], o2);
       }
-      // Nothing allowed (empty request): output 0 and LSE -inf, never 0/0.
+      // Nothing allowed (empty request or chunk): output 0 and LSE -inf, never 0/0.
       const float inv = acc.d > 0.f ? 1.f / acc.d : 0.f;
       float out[8];
 #pragma unroll
       for (int e = 0; e < 8; ++e) out[e] = acc.o[e] * inv;
-      const int qo_head = kv_head * group + h0 + head;
-      T* const dst = static_cast<T*>(p.o) + static_cast<int64_t>(batch) * p.o_stride_n +
-                     static_cast<int64_t>(qo_head) * p.o_stride_h + c * kVecElems;
-      st_global_v16(dst, Vec8<T>::from_float(out));
-      if (c == 0 && p.lse != nullptr)
-        p.lse[static_cast<int64_t>(batch) * p.num_qo_heads + qo_head] =
-            acc.d > 0.f ? acc.m + log2f(acc.d) : neg_inf();
+      write_result<T>(p, it, kv_head * group + h0 + head, c, out, c == 0,
+                      acc.d > 0.f ? acc.m + log2f(acc.d) : neg_inf());
     }
     __syncthreads();  // the next pass refills the ring
   }

@@ -11,7 +11,8 @@ namespace fi4j {
 
 /// Batch decode over a paged KV cache (also single decode: kv.kv_indptr == nullptr).
 /// Instantiated for dtype F16/BF16, head_dim 64/128/256, soft cap on/off, pos_encoding None/RopeLlama; any other
-/// configuration returns cudaErrorNotSupported. Grid (batch_size, num_kv_heads); a batch of 0 launches nothing.
+/// configuration returns cudaErrorNotSupported. Grid (work items or batch_size, num_kv_heads), then the merge of
+/// split requests; a batch of 0 launches nothing.
 /// Otherwise returns the launch's cudaGetLastError().
 cudaError_t launch_batch_decode(const DecodeParams& p, cudaStream_t stream);
 

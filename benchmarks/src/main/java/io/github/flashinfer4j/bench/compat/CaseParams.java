@@ -50,6 +50,18 @@ final class CaseParams {
     return values.get(key) == null ? defaultValue : integer(key);
   }
 
+  /** A boolean; false when the key is absent or null. */
+  boolean flag(String key) {
+    Object v = values.get(key);
+    if (v == null) {
+      return false;
+    }
+    if (!(v instanceof Boolean)) {
+      throw bad(key, "a boolean or null", v);
+    }
+    return (Boolean) v;
+  }
+
   /** A number, or null when the key is absent or null. */
   Double number(String key) {
     Object v = values.get(key);

@@ -1,13 +1,17 @@
 package io.github.flashinfer4j.bench.compat;
 
+import io.github.flashinfer4j.AttentionMask;
 import io.github.flashinfer4j.AttentionOptions;
 import io.github.flashinfer4j.BatchDecodeWithPagedKvCache;
+import io.github.flashinfer4j.BatchPrefillWithPagedKvCache;
+import io.github.flashinfer4j.BatchPrefillWithRaggedKvCache;
 import io.github.flashinfer4j.DType;
 import io.github.flashinfer4j.Device;
 import io.github.flashinfer4j.KvLayout;
 import io.github.flashinfer4j.PageTable;
 import io.github.flashinfer4j.PagedKvCache;
 import io.github.flashinfer4j.SingleDecode;
+import io.github.flashinfer4j.SinglePrefill;
 import io.github.flashinfer4j.Tensor;
 import io.github.flashinfer4j.testing.Safetensors;
 import java.nio.ByteBuffer;
@@ -17,13 +21,15 @@ import java.util.Map;
 
 /**
  * Runs one case of a golden-layout file through the flashinfer4j API and returns its outputs ({@code o},
- * {@code lse}) as safetensors data. Ops that flashinfer4j does not implement yet are {@link CaseParams.Unsupported}.
+ * {@code lse}) as safetensors data: batch decode (paged), single decode, batch prefill (paged and ragged) and
+ * single prefill, with the case's mask ({@code causal}, or {@code custom_mask}: the tensor of that name, one byte
+ * per element, requests' {@code [qoLen, kvLen]} blocks concatenated) and options. Ops that flashinfer4j does not
+ * implement yet are {@link CaseParams.Unsupported}; a configuration the device cannot run (prefill on CUDA until
+ * its kernel lands) surfaces as the API's {@link io.github.flashinfer4j.UnsupportedConfigurationException}.
  */
 final class CaseRunner {
-  /** Ops of the golden layout that flashinfer4j has no implementation of yet. */
-  static final String[] NOT_YET = {
-    "batch_prefill_paged", "batch_prefill_ragged", "single_prefill", "merge_state", "merge_states",
-  };
+  /** Ops of the golden layout that flashinfer4j has no implementation of yet (no Java API). */
+  static final String[] NOT_YET = {"merge_state", "merge_states"};
 
   private final Device device;
   private final Safetensors file;
@@ -41,6 +47,12 @@ final class CaseRunner {
         return batchDecodePaged(name, p);
       case "single_decode":
         return singleDecode(name, p);
+      case "batch_prefill_paged":
+        return batchPrefillPaged(name, p);
+      case "batch_prefill_ragged":
+        return batchPrefillRagged(name, p);
+      case "single_prefill":
+        return singlePrefill(name, p);
       default:
         if (Arrays.asList(NOT_YET).contains(op)) {
           throw new CaseParams.Unsupported(op + " is not implemented in flashinfer4j yet");
@@ -104,6 +116,122 @@ final class CaseRunner {
       device.synchronize();
       return outputs(out, lse);
     }
+  }
+
+  private Map<String, Safetensors.TensorData> batchPrefillPaged(String name, CaseParams p) {
+    DType dtype = p.dtype();
+    KvLayout layout = p.layout();
+    AttentionOptions opts = p.options();
+    int hq = p.integer("num_qo_heads");
+    int hkv = p.integer("num_kv_heads");
+    int dim = p.integer("head_dim");
+    int pageSize = p.integer("page_size");
+    Safetensors.Entry q = entry(name, "q");
+    expectShape(name, "q", q, -1, hq, dim);
+    int nnzQo = (int) q.shape()[0];
+    int[] qoIndptr = ints(name, "qo_indptr");
+    AttentionMask mask = mask(name, p);
+    try (Tensor qT = upload(name, "q", dtype, q);
+        Tensor kT = upload(name, "k_cache", dtype, entry(name, "k_cache"));
+        Tensor vT = upload(name, "v_cache", dtype, entry(name, "v_cache"));
+        PagedKvCache cache = PagedKvCache.of(kT, vT, layout);
+        PageTable table = PageTable.of(device, pageSize, ints(name, "kv_indptr"), ints(name, "kv_indices"),
+            ints(name, "kv_last_page_len"));
+        Tensor out = Tensor.empty(device, dtype, nnzQo, hq, dim);
+        Tensor lse = Tensor.empty(device, DType.F32, nnzQo, hq);
+        BatchPrefillWithPagedKvCache prefill = new BatchPrefillWithPagedKvCache(device)) {
+      out.fillBytes(0xff);
+      lse.fillBytes(0xff);
+      prefill.plan(qoIndptr, table, hq, hkv, dim, dtype, mask, opts, null);
+      prefill.run(qT, cache, out, lse);
+      device.synchronize();
+      return outputs(out, lse);
+    }
+  }
+
+  private Map<String, Safetensors.TensorData> batchPrefillRagged(String name, CaseParams p) {
+    DType dtype = p.dtype();
+    KvLayout layout = p.layout();
+    AttentionOptions opts = p.options();
+    int hq = p.integer("num_qo_heads");
+    int hkv = p.integer("num_kv_heads");
+    int dim = p.integer("head_dim");
+    Safetensors.Entry q = entry(name, "q");
+    expectShape(name, "q", q, -1, hq, dim);
+    int nnzQo = (int) q.shape()[0];
+    Safetensors.Entry k = entry(name, "k");
+    if (layout == KvLayout.NHD) {
+      expectShape(name, "k", k, -1, hkv, dim);
+    } else {
+      expectShape(name, "k", k, hkv, -1, dim);
+    }
+    int[] qoIndptr = ints(name, "qo_indptr");
+    int[] kvIndptr = ints(name, "kv_indptr");
+    AttentionMask mask = mask(name, p);
+    try (Tensor qT = upload(name, "q", dtype, q);
+        Tensor kT = upload(name, "k", dtype, k);
+        Tensor vT = upload(name, "v", dtype, entry(name, "v"));
+        Tensor out = Tensor.empty(device, dtype, nnzQo, hq, dim);
+        Tensor lse = Tensor.empty(device, DType.F32, nnzQo, hq);
+        BatchPrefillWithRaggedKvCache prefill = new BatchPrefillWithRaggedKvCache(device, layout, null)) {
+      out.fillBytes(0xff);
+      lse.fillBytes(0xff);
+      prefill.plan(qoIndptr, kvIndptr, hq, hkv, dim, dtype, mask, opts, null);
+      prefill.run(qT, kT, vT, out, lse);
+      device.synchronize();
+      return outputs(out, lse);
+    }
+  }
+
+  private Map<String, Safetensors.TensorData> singlePrefill(String name, CaseParams p) {
+    DType dtype = p.dtype();
+    KvLayout layout = p.layout();
+    AttentionOptions opts = p.options();
+    int hq = p.integer("num_qo_heads");
+    int hkv = p.integer("num_kv_heads");
+    int dim = p.integer("head_dim");
+    Safetensors.Entry q = entry(name, "q");
+    expectShape(name, "q", q, -1, hq, dim);
+    int qoLen = (int) q.shape()[0];
+    Safetensors.Entry k = entry(name, "k");
+    if (layout == KvLayout.NHD) {
+      expectShape(name, "k", k, -1, hkv, dim);
+    } else {
+      expectShape(name, "k", k, hkv, -1, dim);
+    }
+    AttentionMask mask = mask(name, p);
+    try (Tensor qT = upload(name, "q", dtype, q);
+        Tensor kT = upload(name, "k", dtype, k);
+        Tensor vT = upload(name, "v", dtype, entry(name, "v"));
+        Tensor out = Tensor.empty(device, dtype, qoLen, hq, dim);
+        Tensor lse = Tensor.empty(device, DType.F32, qoLen, hq)) {
+      out.fillBytes(0xff);
+      lse.fillBytes(0xff);
+      SinglePrefill.run(qT, kT, vT, out, lse, layout, mask, opts, null);
+      device.synchronize();
+      return outputs(out, lse);
+    }
+  }
+
+  /**
+   * The prefill mask of a case: {@code custom_mask} (true: the tensor {@code <case>.custom_mask}, U8 or BOOL, one
+   * element per (request, row, key), nonzero = keep) replaces {@code causal}, as in FlashInfer and SPEC.md.
+   */
+  private AttentionMask mask(String name, CaseParams p) {
+    if (!p.flag("custom_mask")) {
+      return AttentionMask.causal(p.flag("causal"));
+    }
+    Safetensors.Entry e = entry(name, "custom_mask");
+    if (!e.dtype().equals("U8") && !e.dtype().equals("BOOL")) {
+      throw new IllegalArgumentException(name + ".custom_mask must be U8 or BOOL (one element per byte), got "
+          + e.dtype());
+    }
+    byte[] bytes = e.toBytes();
+    boolean[] keep = new boolean[bytes.length];
+    for (int i = 0; i < bytes.length; i++) {
+      keep[i] = bytes[i] != 0;
+    }
+    return AttentionMask.custom(keep);
   }
 
   // ---- helpers ----
