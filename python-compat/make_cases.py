@@ -160,8 +160,9 @@ def sweep_specs(seed):
 
 
 def ops_specs(seed):
-    """One small case of every op (prefill and merge included), for the compat runner's coverage and as a
-    reference self-check."""
+    """One small case of every op (prefill and merge included), plus two more prefill variants (a custom mask on
+    single prefill; page size 1 with RoPE and a window), for the compat runner's coverage and as a reference
+    self-check."""
     base = dict(head_dim=64, page_size=4, layout="NHD", dtype="bfloat16", logits_soft_cap=None, window_left=-1,
                 sm_scale=None, pos_encoding="NONE", rope_scale=1.0, rope_theta=1e4, mask="none", qo_len=None,
                 states=3, rows=7, neg_inf_rows=True, num_qo_heads=8, num_kv_heads=2, batch=None, name=None)
@@ -177,6 +178,12 @@ def ops_specs(seed):
                                          pos_encoding="ROPE_LLAMA")),
         ("ops_merge_state", dict(op="merge_state", num_qo_heads=4)),
         ("ops_merge_states", dict(op="merge_states", num_qo_heads=4, dtype="float16")),
+        # appended (earlier cases keep their seeds): a custom mask on single prefill, fp16, HND, soft cap; and a
+        # non-causal paged prefill with page size 1, RoPE and a window
+        ("ops_single_prefill_random_fp16_hnd", dict(op="single_prefill", kv_len="9", qo_len="5", mask="random",
+                                                    batch=1, layout="HND", dtype="float16", logits_soft_cap=30.0)),
+        ("ops_prefill_paged_none_p1_rope_win", dict(op="batch_prefill_paged", kv_len="8,5", qo_len="3,5", page_size=1,
+                                                    pos_encoding="ROPE_LLAMA", window_left=4)),
     ]
     out = []
     for i, (name, over) in enumerate(rows):

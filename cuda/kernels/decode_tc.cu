@@ -13,8 +13,9 @@ cudaError_t launch_tensor_cores(const DecodeParams& p, int items, cudaStream_t s
     constexpr int D = decltype(d)::value;
     const auto kernel = decode_tc::batch_decode_tc_kernel<T, D, decltype(cap)::value, decltype(rope)::value>;
     constexpr int kSmem = decode_tc::smem_bytes<D, decltype(rope)::value>();
-    // Above the 48 KB default: opt in (not a stream operation, so it is legal inside graph capture).
-    const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+    // Above the 48 KB default: opt in once per device (not a stream operation: legal inside graph capture).
+    static std::atomic<unsigned long long> opted{0};  // one per instantiation of this generic lambda
+    const cudaError_t err = opt_in_smem(kernel, kSmem, opted);
     if (err != cudaSuccess) return err;
     const dim3 grid(static_cast<unsigned>(items), static_cast<unsigned>(p.kv.num_kv_heads));
     kernel<<<grid, decode_tc::kThreads, kSmem, stream>>>(p);

@@ -3,6 +3,7 @@ package io.github.flashinfer4j.bench;
 import io.github.flashinfer4j.AttentionOptions;
 import io.github.flashinfer4j.BatchDecodeWithPagedKvCache;
 import io.github.flashinfer4j.CudaEvent;
+import io.github.flashinfer4j.CudaGraph;
 import io.github.flashinfer4j.DType;
 import io.github.flashinfer4j.DecodePath;
 import io.github.flashinfer4j.DecodePlanOptions;
@@ -26,7 +27,9 @@ import java.util.Locale;
 import java.util.Random;
 
 /**
- * The GPU decode benchmark: CUDA-event timing (warm-up, median of many runs) of batch decode over a paged cache
+ * The GPU decode benchmark: CUDA-event timing (warm-up, median of many runs; each timed window replays a CUDA graph
+ * of 10 back-to-back runs, and single calls with the host's launch overhead are reported beside) of batch decode
+ * over a paged cache
  * with shuffled pages and random data larger than L2, for the shapes of ../shared/PEERS.md, with the automatic
  * plan and with each path forced. Writes decode.json (one row per shape and variant) into the output folder;
  * python-compat/decode_report.py turns it, with the peers' figures from the same run, into BENCHMARKS.md's table.
@@ -39,6 +42,9 @@ final class DecodeBenchmark {
     {1, 32768, 32, 8}, {16, 4096, 32, 8}, {64, 4096, 32, 8}, {128, 2048, 32, 8}, {256, 1024, 32, 8},
     {64, 8192, 32, 8}, {64, 4096, 32, 32}, {64, 4096, 64, 8}, {64, 512, 32, 8}, {256, 256, 32, 8},
   };
+
+  /** Runs per captured graph in the timed replays. */
+  private static final int INNER = 10;
 
   private DecodeBenchmark() {}
 
@@ -73,7 +79,8 @@ final class DecodeBenchmark {
     List<String> rows = new ArrayList<>();
     System.out.printf(Locale.ROOT, "%s, %s %s page %d D=%d; median of %d runs after %d warm-up%n", d.name(), dtype,
         layout, pageSize, dim, reps, warmup);
-    System.out.printf(Locale.ROOT, "%-18s %-8s %7s %9s %8s %6s%n", "shape", "variant", "work", "ms", "TB/s", "path");
+    System.out.printf(Locale.ROOT, "%-18s %-8s %7s %9s %8s %12s %6s%n", "shape", "variant", "work", "ms", "TB/s",
+        "1-call TB/s", "path");
     try (Stream stream = Stream.create(d); CudaEvent start = CudaEvent.create(d); CudaEvent end = CudaEvent.create(d);
         BatchDecodeWithPagedKvCache dec = new BatchDecodeWithPagedKvCache(d)) {
       for (int[] s : SHAPES) {
@@ -113,25 +120,45 @@ final class DecodeBenchmark {
             for (int i = 0; i < warmup; i++) {
               dec.run(q, cache, o, lse, stream);
             }
-            float[] ms = new float[reps];
-            for (int i = 0; i < reps; i++) {
+            // single calls: what one run() costs end to end, host launch overhead included
+            float[] single = new float[Math.max(5, reps / 2)];
+            for (int i = 0; i < single.length; i++) {
               start.record(stream);
               dec.run(q, cache, o, lse, stream);
               end.record(stream);
-              ms[i] = end.elapsedMillisSince(start);
+              single[i] = end.elapsedMillisSince(start);
+            }
+            Arrays.sort(single);
+            // kernel time: a CUDA graph of INNER back-to-back runs (as a serving loop replays them), so the host's
+            // launch overhead does not sit between the events
+            float[] ms = new float[reps];
+            try (CudaGraph graph = CudaGraph.capture(stream, () -> {
+              for (int i = 0; i < INNER; i++) {
+                dec.run(q, cache, o, lse, stream);
+              }
+            })) {
+              graph.replay(stream);
+              graph.replay(stream);
+              for (int i = 0; i < reps; i++) {
+                start.record(stream);
+                graph.replay(stream);
+                end.record(stream);
+                ms[i] = end.elapsedMillisSince(start) / INNER;
+              }
             }
             Arrays.sort(ms);
             double median = ms[reps / 2];
             double tbps = bytes / (median * 1e-3) / 1e12;
             String shape = batch + "x" + kvLen + " " + hq + "/" + hkv;
-            System.out.printf(Locale.ROOT, "%-18s %-8s %7d %9.4f %8.3f %6s%n", shape, names[v], dec.numWorkItems(),
-                median, tbps, dec.path());
+            System.out.printf(Locale.ROOT, "%-18s %-8s %7d %9.4f %8.3f %12.3f %6s%n", shape, names[v],
+                dec.numWorkItems(), median, tbps, bytes / (single[single.length / 2] * 1e-3) / 1e12, dec.path());
             rows.add(String.format(Locale.ROOT,
                 "{\"B\":%d,\"KV\":%d,\"H\":%d,\"Hkv\":%d,\"D\":%d,\"page\":%d,\"dtype\":\"%s\",\"layout\":\"%s\","
                     + "\"variant\":\"%s\",\"path\":\"%s\",\"work_items\":%d,\"chunk\":%d,\"ms\":%.5f,\"min_ms\":%.5f,"
-                    + "\"TBps\":%.4f,\"GB\":%.4f}",
+                    + "\"TBps\":%.4f,\"single_call_ms\":%.5f,\"single_call_TBps\":%.4f,\"GB\":%.4f}",
                 batch, kvLen, hq, hkv, dim, pageSize, dtype, layout, names[v], dec.path(), dec.numWorkItems(),
-                dec.chunkSize(), median, ms[0], tbps, bytes / 1e9));
+                dec.chunkSize(), median, ms[0], tbps, single[single.length / 2],
+                bytes / (single[single.length / 2] * 1e-3) / 1e12, bytes / 1e9));
           }
           stream.synchronize();
         }

@@ -49,6 +49,10 @@ public class HostOverheadBenchmark {
   private Tensor out;
   private BatchDecodeWithPagedKvCache decode;
   private BatchDecodeWithPagedKvCache decodeEmpty;
+  private BatchDecodeWithPagedKvCache decodeOne;
+  private PageTable oneTable;
+  private Tensor qOne;
+  private Tensor outOne;
 
   @Setup(Level.Trial)
   public void setUp() {
@@ -73,12 +77,21 @@ public class HostOverheadBenchmark {
     decode = new BatchDecodeWithPagedKvCache(dev);
     decodeEmpty = new BatchDecodeWithPagedKvCache(dev);
     decodeEmpty.plan(emptyTable, 32, 8, 128, 16, DType.BF16);
+    oneTable = PageTable.of(dev, 16, new int[] {0, 0}, new int[0], new int[1]);
+    qOne = Tensor.zeros(dev, DType.BF16, 1, 32, 128);
+    outOne = Tensor.empty(dev, DType.BF16, 1, 32, 128);
+    decodeOne = new BatchDecodeWithPagedKvCache(dev);
+    decodeOne.plan(oneTable, 32, 8, 128, 16, DType.BF16);
   }
 
   @TearDown(Level.Trial)
   public void tearDown() {
     decode.close();
     decodeEmpty.close();
+    decodeOne.close();
+    outOne.close();
+    qOne.close();
+    oneTable.close();
     out.close();
     q.close();
     cache.close();
@@ -101,10 +114,20 @@ public class HostOverheadBenchmark {
     return decode;
   }
 
-  /** run() from Java to the (empty) launch: argument checks, descriptor fill, JNI call. */
+  /**
+   * run() of 256 empty requests: argument checks, descriptor fill, JNI call and a launch of 256 x 8 blocks that
+   * exit at once; on CUDA this is bounded by the GPU's block throughput, not by the host.
+   */
   @Benchmark
   public BatchDecodeWithPagedKvCache runEmptyBatch256() {
     decodeEmpty.run(q, cache, out, null);
     return decodeEmpty;
+  }
+
+  /** run() from Java to the launch for one empty request (8 blocks): the host overhead of a call. */
+  @Benchmark
+  public BatchDecodeWithPagedKvCache runOneEmptyRequest() {
+    decodeOne.run(qOne, cache, outOne, null);
+    return decodeOne;
   }
 }
