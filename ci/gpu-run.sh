@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything the GPU machine runs for one submission, in one call (the device tool's machine has no Java: the
 # bundle brings a runtime). Carry target/gpu-bundle.tar.gz and benchmarks/target/benchmarks.jar.
-#   ci/gpu-run.sh [tests] [memcheck] [racecheck] [harness] [demo] [bench] [compat] [jmh]   (default: tests harness demo)
+#   ci/gpu-run.sh [tests] [memcheck] [racecheck] [harness] [demo] [bench] [variants] [compat] [jmh]   (default: tests harness demo)
 # Results come back in $OUT (or ./gpu-out), few files as the device tool allows: logs.tgz (every log and output),
 # decode.json, peers.json and decode_table.md when the bench step ran.
 set -uo pipefail
@@ -49,6 +49,17 @@ for step in "${steps[@]}"; do
           "$work/$f-out.safetensors" --device cuda > "$out/compat-$f.txt" 2>&1 || status=1
         python3 "$P/compare.py" "$work/$f.safetensors" "$work/$f-out.safetensors" | tee "$out/compare-$f.txt" | tail -1 || status=1
       done ;;
+    variants)
+      B="${java[@]} -jar $root/benchmarks/target/benchmarks.jar bench decode --out $out --quick --variants auto"
+      S="--shapes 1x32768:32/8,16x4096:32/8,64x4096:32/8,64x512:32/8"
+      $B $S --name v-base > "$out/variants.txt" || status=1
+      $B $S --name v-fp16 --dtype F16 >> "$out/variants.txt" || status=1
+      $B $S --name v-hnd --layout HND >> "$out/variants.txt" || status=1
+      $B $S --name v-d64 --dim 64 >> "$out/variants.txt" || status=1
+      $B $S --name v-d256 --dim 256 >> "$out/variants.txt" || status=1
+      $B $S --name v-p1 --page 1 >> "$out/variants.txt" || status=1
+      python3 "$root/python-compat/decode_variants_report.py" "$out"/v-base.json "$out"/v-fp16.json "$out"/v-hnd.json \
+        "$out"/v-d64.json "$out"/v-d256.json "$out"/v-p1.json > "$out/decode_variants.md" && cat "$out/decode_variants.md" ;;
     jmh)
       "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" jmh -f 1 -wi 3 -i 5 -w 1 -r 1 -p device=cuda \
         -jvmArgsAppend "-Dorg.bytedeco.javacpp.cachedir=$work/jc" HostOverhead 2>&1 | tee "$out/jmh.txt" | tail -6 ;;
@@ -56,5 +67,5 @@ for step in "${steps[@]}"; do
   esac
 done
 tar czf "$dest/logs.tgz" -C "$work" out
-for f in decode.json peers.json decode_table.md; do [[ -f "$out/$f" ]] && cp "$out/$f" "$dest/"; done
+for f in decode.json peers.json decode_table.md decode_variants.md; do [[ -f "$out/$f" ]] && cp "$out/$f" "$dest/"; done
 exit $status

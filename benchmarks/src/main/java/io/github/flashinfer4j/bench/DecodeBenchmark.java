@@ -34,7 +34,9 @@ import java.util.Random;
  * plan and with each path forced. Writes decode.json (one row per shape and variant) into the output folder;
  * python-compat/decode_report.py turns it, with the peers' figures from the same run, into BENCHMARKS.md's table.
  *
- * <p>Usage: {@code bench decode [--out DIR] [--quick] [--layout NHD|HND] [--dtype BF16|F16] [--page N] [--dim D]}
+ * <p>Usage: {@code bench decode [--out DIR] [--quick] [--layout NHD|HND] [--dtype BF16|F16] [--page N] [--dim D]
+ * [--shapes 64x4096:32/8,...] [--variants auto,cuda,tensor,nosplit] [--name NAME]} (writes NAME.json, default
+ * decode.json)
  */
 final class DecodeBenchmark {
   /** B, kv_len, H_qo, H_kv. */
@@ -55,14 +57,20 @@ final class DecodeBenchmark {
     DType dtype = DType.BF16;
     int pageSize = 16;
     int dim = 128;
+    int[][] shapes = SHAPES;
+    String name = "decode";
+    List<String> only = null;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
+        case "--shapes": shapes = parseShapes(args[++i]); break;
+        case "--variants": only = Arrays.asList(args[++i].split(",")); break;
         case "--out": out = Paths.get(args[++i]); break;
         case "--quick": quick = true; break;
         case "--layout": layout = KvLayout.valueOf(args[++i]); break;
         case "--dtype": dtype = DType.valueOf(args[++i]); break;
         case "--page": pageSize = Integer.parseInt(args[++i]); break;
         case "--dim": dim = Integer.parseInt(args[++i]); break;
+        case "--name": name = args[++i]; break;
         default:
           System.err.println("unknown argument " + args[i]);
           return 2;
@@ -83,7 +91,7 @@ final class DecodeBenchmark {
         "1-call TB/s", "path");
     try (Stream stream = Stream.create(d); CudaEvent start = CudaEvent.create(d); CudaEvent end = CudaEvent.create(d);
         BatchDecodeWithPagedKvCache dec = new BatchDecodeWithPagedKvCache(d)) {
-      for (int[] s : SHAPES) {
+      for (int[] s : shapes) {
         int batch = s[0];
         int kvLen = s[1];
         int hq = s[2];
@@ -116,6 +124,9 @@ final class DecodeBenchmark {
             DecodePlanOptions.builder().neverSplit().build(),
           };
           for (int v = 0; v < variants.length; v++) {
+            if (only != null && !only.contains(names[v])) {
+              continue;
+            }
             dec.plan(table, hq, hkv, dim, pageSize, dtype, AttentionOptions.defaults(), variants[v], stream);
             for (int i = 0; i < warmup; i++) {
               dec.run(q, cache, o, lse, stream);
@@ -166,9 +177,21 @@ final class DecodeBenchmark {
     }
     String json = "{\"device\":\"" + d.name() + "\",\"date\":\"" + LocalDate.now() + "\",\"decode\":[\n"
         + String.join(",\n", rows) + "\n]}\n";
-    Files.write(out.resolve("decode.json"), json.getBytes(StandardCharsets.UTF_8));
-    System.out.println("wrote " + out.resolve("decode.json"));
+    Files.write(out.resolve(name + ".json"), json.getBytes(StandardCharsets.UTF_8));
+    System.out.println("wrote " + out.resolve(name + ".json"));
     return 0;
+  }
+
+  /** "64x4096:32/8,1x32768:32/8" -> {{64, 4096, 32, 8}, {1, 32768, 32, 8}}. */
+  private static int[][] parseShapes(String spec) {
+    String[] parts = spec.split(",");
+    int[][] out = new int[parts.length][];
+    for (int i = 0; i < parts.length; i++) {
+      String[] bk = parts[i].split("[x:/]");
+      out[i] = new int[] {Integer.parseInt(bk[0]), Integer.parseInt(bk[1]), Integer.parseInt(bk[2]),
+          Integer.parseInt(bk[3])};
+    }
+    return out;
   }
 
   private static int[] shuffled(int n, Random rnd) {
