@@ -217,6 +217,7 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     this.pageSize = pageSize;
     this.dtype = dtype;
     this.options = options;
+    fillPlanned();
   }
 
   private void uploadPageTable(int[] indptr, int[] indices, int[] last, Pointer stream, Native.Pins pins) {
@@ -247,6 +248,70 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     if (pageTable == null) {
       throw new IllegalStateException("plan() must be called before run()");
     }
+    // The common case checks plain conditions without building a message; only a failing call goes through the
+    // detailed checks, which throw the exception that names the argument.
+    if (!argumentsValid(q, cache, out, lse, stream)) {
+      throwInvalid(q, cache, out, lse, stream);
+    }
+    // pins keep every buffer of the call alive (a concurrent close or the Cleaner waits for the call)
+    try (Native.Pins pins = new Native.Pins()) {
+      args.q(q.pointer(pins))
+          .q_stride_n(q.stride(0))
+          .q_stride_h(q.stride(1))
+          .o(out.pointer(pins))
+          .o_stride_n(out.stride(0))
+          .o_stride_h(out.stride(1))
+          .lse(lse == null ? null : lse.pointer(pins));
+      workspace.pointer(pins);
+      cache.fill(args.kv(), pins);
+      if (graphBatch > 0) {
+        graphIndptr.pointer(pins);
+        graphIndices.pointer(pins);
+        graphLastPageLen.pointer(pins);
+      } else {
+        pageTable.fill(args.kv(), pins);
+      }
+      Native.check(Fi4j.fi4j_batch_decode(device.code(), args, stream == null ? null : stream.pointer(pins)));
+    }
+  }
+
+  /** The plan-constant part of the native descriptor, written once per plan. */
+  private void fillPlanned() {
+    args.num_qo_heads(numQoHeads)
+        .dtype(dtype.code())
+        .single_kv_len(0)
+        .num_work(numWork)
+        .path(path.code())
+        .workspace(workspace.pointer())
+        .workspace_bytes(workspace.byteSize());
+    Decoding.fillOptions(args.options(), options);
+    if (graphBatch > 0) {
+      pageTable.fill(args.kv());
+      args.kv()
+          .kv_indptr(graphIndptr.pointer())
+          .kv_indices(graphIndices.pointer())
+          .kv_last_page_len(graphLastPageLen.pointer());
+    }
+  }
+
+  private boolean argumentsValid(Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
+    int batch = pageTable.batchSize();
+    return q != null && out != null && cache != null && q.isOpen() && out.isOpen() && cache.isOpen()
+        && workspace.isOpen() && pageTable.isOpen() && qoValid(q, batch) && qoValid(out, batch)
+        && (lse == null || (lse.isOpen() && lse.dtype() == DType.F32 && lse.device().equals(device) && lse.dim() == 2
+            && lse.size(0) == batch && lse.size(1) == numQoHeads && lse.isContiguous()))
+        && cache.device().equals(device) && cache.dtype() == dtype && cache.numKvHeads() == numKvHeads
+        && cache.headDim() == headDim && cache.pageSize() == pageSize && pageTable.pageSize() == pageSize
+        && pageTable.maxPageId() < cache.numPages() && (stream == null || stream.device().equals(device));
+  }
+
+  private boolean qoValid(Tensor t, int batch) {
+    return t.dtype() == dtype && t.device().equals(device) && t.dim() == 3 && t.size(0) == batch
+        && t.size(1) == numQoHeads && t.size(2) == headDim && (headDim <= 1 || t.stride(2) == 1);
+  }
+
+  /** The detailed checks: throws the exception naming the first bad argument. */
+  private void throwInvalid(Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
     Checks.notNull(cache, "cache");
     cache.checkOpen();
     workspace.checkOpen();
@@ -270,33 +335,7 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     if (stream != null) {
       Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
     }
-    // pins keep every buffer of the call alive (a concurrent close or the Cleaner waits for the call)
-    try (Native.Pins pins = new Native.Pins()) {
-      args.num_qo_heads(numQoHeads)
-          .dtype(dtype.code())
-          .q(q.pointer(pins))
-          .q_stride_n(q.stride(0))
-          .q_stride_h(q.stride(1))
-          .o(out.pointer(pins))
-          .o_stride_n(out.stride(0))
-          .o_stride_h(out.stride(1))
-          .lse(lse == null ? null : lse.pointer(pins))
-          .single_kv_len(0)
-          .num_work(numWork)
-          .path(path.code())
-          .workspace(workspace.pointer(pins))
-          .workspace_bytes(workspace.byteSize());
-      cache.fill(args.kv(), pins);
-      pageTable.fill(args.kv(), pins);
-      if (graphBatch > 0) {
-        args.kv()
-            .kv_indptr(graphIndptr.pointer(pins))
-            .kv_indices(graphIndices.pointer(pins))
-            .kv_last_page_len(graphLastPageLen.pointer(pins));
-      }
-      Decoding.fillOptions(args.options(), options);
-      Native.check(Fi4j.fi4j_batch_decode(device.code(), args, stream == null ? null : stream.pointer(pins)));
-    }
+    throw new IllegalStateException("run() arguments rejected without a detailed reason (internal inconsistency)");
   }
 
   private void checkQo(Tensor t, String name, int batch) {
