@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything the GPU machine runs for one submission, in one call (the device tool's machine has no Java: the
 # bundle brings a runtime). Carry target/gpu-bundle.tar.gz and benchmarks/target/benchmarks.jar.
-#   ci/gpu-run.sh [tests] [memcheck] [racecheck] [harness] [demo] [bench] [variants] [compat] [jmh]   (default: tests harness demo)
+#   ci/gpu-run.sh [tests] [memcheck] [racecheck] [harness] [prefill-harness] [demo] [bench] [variants] [compat] [jmh]   (default: tests harness demo)
 # Results come back in $OUT (or ./gpu-out), few files as the device tool allows: logs.tgz (every log and output),
 # decode.json, peers.json and decode_table.md when the bench step ran.
 set -uo pipefail
@@ -30,6 +30,10 @@ for step in "${steps[@]}"; do
       nvcc -std=c++17 -O2 -arch=sm_90 -I"$root/cuda/include" "$root"/cuda/tests/decode_harness.cu "$root"/cuda/kernels/decode*.cu \
         "$root/cuda/kernels/append.cu" -o "$work/harness" && "$work/harness" > "$out/harness.txt" 2>&1 || status=1
       grep -E "^FAIL" "$out/harness.txt" | head; tail -1 "$out/harness.txt" ;;
+    prefill-harness)
+      nvcc -std=c++17 -O2 -arch=sm_90 -I"$root/cuda/include" "$root/cuda/tests/prefill_harness.cu" \
+        "$root/cuda/kernels/prefill.cu" -o "$work/ph" && "$work/ph" > "$out/prefill_harness.txt" 2>&1 || status=1
+      grep -E "^FAIL" "$out/prefill_harness.txt" | head; tail -8 "$out/prefill_harness.txt" ;;
     demo) "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" demo 2>&1 | tee "$out/demo.txt" | tail -12 ;;
     bench)
       "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" bench decode --out "$out" | tee "$out/bench.txt" || status=1

@@ -7,6 +7,7 @@
 
 #include "cpu_prefill.h"
 #include "cuda_util.h"
+#include "fi4j/prefill_launch.h"
 #include "fi4j/prefill_params.h"
 #include "checks.h"
 #include "status.h"
@@ -15,7 +16,21 @@ using namespace fi4j;
 
 namespace {
 
-constexpr const char* kNoCudaPrefill = "prefill has no CUDA kernel yet (issue 4, next step); use the CPU backend";
+/// Throws UNSUPPORTED naming what the CUDA prefill kernels cannot run on this device: head dims other than
+/// 64/128/256, or a configuration whose shared memory exceeds the device's per-block limit (e.g. RoPE at head dim
+/// 128 or 256 on sm_86/sm_89, which have about 99 KB).
+void check_cuda_prefill(int device, int head_dim, bool rope) {
+  if (head_dim != 64 && head_dim != 128 && head_dim != 256)
+    throw Error(FI4J_ERR_UNSUPPORTED, "head_dim " + std::to_string(head_dim) +
+                                          " is not supported by the CUDA prefill kernels (supported: 64, 128, 256)");
+  int limit = 0;
+  check_cuda(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "cudaDeviceGetAttribute");
+  const int need = prefill_smem_bytes(head_dim, rope);
+  if (need > limit)
+    throw Error(FI4J_ERR_UNSUPPORTED, "prefill at head_dim " + std::to_string(head_dim) + (rope ? " with RoPE" : "") +
+                                          " needs " + std::to_string(need) + " bytes of shared memory per block; device " +
+                                          std::to_string(device) + " allows " + std::to_string(limit));
+}
 
 std::string at(const char* name, long long i) { return std::string(name) + "[" + std::to_string(i) + "]"; }
 
@@ -239,7 +254,7 @@ FI4J_API int fi4j_prefill_supported(int device, int32_t dtype, int32_t head_dim,
   return guarded([&] {
     check_device(device);
     check_config(device, dtype, head_dim, num_qo_heads, num_kv_heads);
-    if (!is_cpu(device)) throw Error(FI4J_ERR_UNSUPPORTED, kNoCudaPrefill);
+    if (!is_cpu(device)) check_cuda_prefill(device, head_dim, false);
   });
 }
 
@@ -265,20 +280,32 @@ FI4J_API int fi4j_batch_prefill_plan(int device, fi4j_prefill_plan* plan, void* 
     check_indptr_host(plan->qo_indptr_host, plan->batch_size, "qo_indptr_host", INT32_MAX, "2^31-1");
     for (int b = 0; b < plan->batch_size; ++b)
       require(plan->kv_len_host[b] >= 0, at("kv_len_host", b), ">= 0", plan->kv_len_host[b]);
-    if (!is_cpu(device)) throw Error(FI4J_ERR_UNSUPPORTED, kNoCudaPrefill);
+    // No split-KV for prefill yet: one block per 64 packed query rows, no workspace.
     plan->num_work = 0;
-    plan->cta_tile_q = 0;
+    plan->cta_tile_q = is_cpu(device) ? 0 : 64;
     plan->workspace_bytes = 0;
   });
 }
 
 FI4J_API int fi4j_batch_prefill(int device, const fi4j_prefill_args* a, void* stream) {
-  (void)stream;
   return guarded([&] {
     if (!a) fail_arg("args", "non-null", "null");
     check_device(device);
     const PrefillParams p = make_params(device, *a);
-    if (!is_cpu(device)) throw Error(FI4J_ERR_UNSUPPORTED, kNoCudaPrefill);
+    if (!is_cpu(device)) {
+      check_cuda_prefill(device, p.head_dim, p.variant.pos_encoding == PosEncoding::RopeLlama);
+      check_stream(device, stream);
+      require(p.num_kv_heads <= 65535, "num_kv_heads", "<= 65535 on the CUDA backend (grid y)", p.num_kv_heads);
+      if (p.lse && (reinterpret_cast<uintptr_t>(p.lse) & 3u) != 0)
+        fail_arg("lse", "4-byte aligned", "address % 4 = " + std::to_string(reinterpret_cast<uintptr_t>(p.lse) % 4));
+      if (p.batch_size == 0 || p.nnz_qo == 0) return;
+      cudaGetLastError();  // a stale error left by another library must not be reported as ours
+      const cudaError_t err = launch_batch_prefill(p, static_cast<cudaStream_t>(stream));
+      if (err == cudaErrorNotSupported)
+        throw Error(FI4J_ERR_UNSUPPORTED, "batch prefill launch: configuration not instantiated in this build");
+      check_cuda(err, "batch prefill launch");
+      return;
+    }
     if (p.batch_size == 0 || p.nnz_qo == 0) return;
     cpu::batch_prefill(p);
   });

@@ -17,8 +17,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * FlashInfer 0.2.5's own prefill outputs (../shared/golden: paged causal, paged non-causal HND, tree mask, ragged
- * causal) reproduced through the Java API on the CPU backend. The golden folder is required: a missing folder
- * fails instead of skipping. (CUDA joins through {@link Gpu#devices()} when its prefill kernel lands.)
+ * causal) reproduced through the Java API on the CPU backend and on CUDA when present. The golden folder is
+ * required: a missing folder fails instead of skipping.
  */
 class GoldenPrefillTest {
   static List<Arguments> cases() throws IOException {
@@ -26,9 +26,11 @@ class GoldenPrefillTest {
         "golden prefill file not found: set -D" + GoldenCases.PROPERTY + " or check out next to ../shared"));
     List<Arguments> out = new ArrayList<>();
     for (String name : GoldenCases.cases(Safetensors.open(file)).keySet()) {
-      out.add(Arguments.of(name, Device.cpu()));
+      for (Device d : Gpu.devices()) {
+        out.add(Arguments.of(name, d));
+      }
     }
-    assertEquals(4, out.size(), "all four golden prefill cases");
+    assertEquals(4 * Gpu.devices().size(), out.size(), "all four golden prefill cases");
     return out;
   }
 

@@ -201,15 +201,16 @@ class PrefillValidationTest {
   }
 
   @Test
-  void cudaIsRefusedUntilItsKernelLands() {
+  void cudaRefusesHeadDimsWithoutAKernel() {
     if (Device.cudaDeviceCount() == 0) {
       assertThrows(NoCudaDeviceException.class, () -> Native.check(Fi4j.fi4j_prefill_supported(0, 1, 128, 8, 2)));
       return;
     }
     Device gpu = Device.cuda(0);
     try (BatchPrefillWithRaggedKvCache op = new BatchPrefillWithRaggedKvCache(gpu)) {
-      assertEquals("prefill has no CUDA kernel yet (issue 4, next step); use the CPU backend",
-          unsupported(() -> op.plan(new int[] {0, 1}, new int[] {0, 1}, 8, 2, 128, DType.BF16, AttentionMask.causal())));
+      assertEquals("head_dim 96 is not supported by the CUDA prefill kernels (supported: 64, 128, 256)",
+          unsupported(() -> op.plan(new int[] {0, 1}, new int[] {0, 1}, 8, 2, 96, DType.BF16, AttentionMask.causal())));
+      op.plan(new int[] {0, 1}, new int[] {0, 1}, 8, 2, 128, DType.BF16, AttentionMask.causal());
     }
   }
 

@@ -1,0 +1,506 @@
+// Batch prefill on tensor cores (sm_80+), FlashAttention-2 style.
+//
+// Rows: the g = num_qo_heads / num_kv_heads query heads of a KV group are packed as query rows, packed row
+// r = token * g + head_in_group of request b, so one block's K/V tile serves all heads of the group.
+// Grid (tiles, num_kv_heads): block x finds its (request, row tile) by a block-wide scan of the per-request tile
+// counts (no host-side plan needed; grid.x is the upper bound ceil(nnz_qo * g / kRowsTile) + batch_size and
+// surplus blocks exit). Within a request the tiles run last-first, so the long causal tiles start early.
+//
+// One block = kWarps warps, kRowsTile = 16 * kWarps packed rows; warp w owns rows 16w .. 16w + 15 and the whole
+// KV range, so its online-softmax state (m, d, O) lives in registers and needs no cross-warp merge.
+// The block streams K/V tiles of kKvTile keys through a two-stage cp.async double buffer (swizzled rows, 16-byte
+// units xor-ed with row % 8, conflict-free ldmatrix):
+//   top of iteration t: wait for tile t, __syncthreads, issue tile t+1 into the other buffer
+//   S[16 x N] = Q . K^T (ldmatrix, mma.sync m16n8k16, fp32 accumulation); logit transform, mask, online softmax
+//   O[16 x D] += P . V (P re-packed from the accumulators as the A operand, V by ldmatrix.trans)
+// Key range: [lo, hi) = keys some row of the block may see (causal end, window start); tiles outside are never
+// loaded. A warp skips a tile none of its rows may see, and applies the per-element mask only to tiles that are
+// not fully visible to all of its rows (boundary, causal diagonal, window edge, custom mask, ragged tail).
+//
+// Accuracy: q and k are exact in T and the logit scale multiplies the fp32 dot product. With RoPE the rotated
+// q and k are split into high and low T parts (mma.cuh split_pack) and Q.K^T takes three products
+// (hi.hi + lo.hi + hi.lo), as in the decode kernel. P is rounded once to T (standard FA2).
+#pragma once
+
+#include "fi4j/mma.cuh"
+#include "fi4j/paged_kv.cuh"
+#include "fi4j/prefill_params.h"
+#include "fi4j/variant.cuh"
+#include "fi4j/vec.cuh"
+
+namespace fi4j {
+namespace prefill {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = 32 * kWarps;
+constexpr int kRowsTile = 16 * kWarps;  // packed query rows per block
+
+template <int D>
+struct Geometry {
+  static_assert(D == 64 || D == 128 || D == 256, "head_dim must be 64, 128 or 256");
+  static constexpr int kKvTile = D == 256 ? 32 : 64;  // keys per K/V tile
+  static constexpr int kUnits = D / kVecElems;        // 16-byte units per row
+  static constexpr int kKSteps = D / 16;              // k-steps of Q.K^T
+  static constexpr int kSTiles = kKvTile / 8;         // n8 tiles of S
+  static constexpr int kPSteps = kKvTile / 16;        // k-steps of P.V
+  static constexpr int kOTiles = D / 8;               // n8 tiles of O
+  static constexpr int kLoadSteps = kKvTile * kUnits / kThreads;
+  static constexpr int kMinBlocks = D == 256 ? 1 : 2;
+  static_assert(kLoadSteps * kThreads == kKvTile * kUnits, "tile copy must divide evenly");
+  static_assert(kUnits >= 8, "the swizzle needs 8 16-byte units per row");
+};
+
+/// Whether Q fragments stay in registers for the whole KV loop (D <= 128 without RoPE) or are re-read from
+/// shared memory by ldmatrix every tile.
+template <int D, bool kRope>
+__host__ __device__ constexpr bool q_in_registers() {
+  return D <= 128 && !kRope;
+}
+
+/// Dynamic shared memory layout, byte offsets (all tiles [rows][D] of T, swizzled):
+///   Q [kRowsTile][D] | Q_lo (RoPE) | K [2][N][D] | K_lo [2][N][D] (RoPE) | V [2][N][D] | tile scan scratch
+template <int D, bool kRope>
+struct SmemLayout {
+  using G = Geometry<D>;
+  static constexpr int kQBytes = kRowsTile * D * 2;
+  static constexpr int kKvBytes = G::kKvTile * D * 2;  // one K or V stage
+  static constexpr int kQOffset = 0;
+  static constexpr int kQLoOffset = kQOffset + kQBytes;
+  static constexpr int kKOffset = kQLoOffset + (kRope ? kQBytes : 0);
+  static constexpr int kKLoOffset = kKOffset + 2 * kKvBytes;
+  static constexpr int kVOffset = kKLoOffset + (kRope ? 2 * kKvBytes : 0);
+  static constexpr int kScanOffset = kVOffset + 2 * kKvBytes;
+  static constexpr int kBytes = kScanOffset + 64;
+};
+
+template <int D, bool kRope>
+__host__ __device__ constexpr int smem_bytes() {
+  return SmemLayout<D, kRope>::kBytes;
+}
+
+/// Element offset of (row, col) in a swizzled [rows][D] tile of 16-bit elements.
+template <int D>
+__device__ __forceinline__ int swz(int row, int col) {
+  const int u = col / kVecElems;
+  return row * D + (((u ^ row) & 7) | (u & ~7)) * kVecElems + col % kVecElems;
+}
+
+/// Number of query rows of request b.
+__device__ __forceinline__ int request_qo_len(const PrefillParams& p, int b) {
+  return p.qo_indptr == nullptr ? p.nnz_qo : __ldg(p.qo_indptr + b + 1) - __ldg(p.qo_indptr + b);
+}
+
+/// Number of row tiles a grid over p needs at most (host and device): sum over requests of
+/// ceil(qo_len * g / kRowsTile) <= ceil(nnz_qo * g / kRowsTile) + batch_size.
+__host__ __device__ inline long long max_row_tiles(const PrefillParams& p) {
+  const long long group = p.num_qo_heads / p.num_kv_heads;
+  const long long batch = p.qo_indptr == nullptr ? 1 : p.batch_size;
+  return (static_cast<long long>(p.nnz_qo) * group + kRowsTile - 1) / kRowsTile + batch;
+}
+
+/// Finds the request and row tile of block `bx`: scans the per-request tile counts kThreads requests at a time.
+/// Returns false when bx lies past the last tile. Block-uniform; contains __syncthreads.
+__device__ __forceinline__ bool find_tile(const PrefillParams& p, int group, int bx, int* scratch, int& request,
+                                          int& tile) {
+  const int tid = threadIdx.x;
+  if (p.qo_indptr == nullptr) {
+    const int tiles = (p.nnz_qo * group + kRowsTile - 1) / kRowsTile;
+    request = 0;
+    tile = tiles - 1 - bx;
+    return bx < tiles;
+  }
+  // scratch[0..kWarps-1]: warp totals; scratch[8]: found request (-1 none); scratch[9]: its tile
+  if (tid == 0) scratch[8] = -1;
+  int running = 0;
+  for (int base = 0; base < p.batch_size; base += kThreads) {
+    const int b = base + tid;
+    const int n = b < p.batch_size ? (request_qo_len(p, b) * group + kRowsTile - 1) / kRowsTile : 0;
+    int incl = n;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int x = __shfl_up_sync(0xffffffffu, incl, o);
+      if (tid % 32 >= o) incl += x;
+    }
+    if (tid % 32 == 31) scratch[tid / 32] = incl;
+    __syncthreads();
+    int warp_base = 0, total = 0;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const int t = scratch[w];
+      if (w < tid / 32) warp_base += t;
+      total += t;
+    }
+    const int excl = running + warp_base + incl - n;
+    if (n > 0 && bx >= excl && bx < excl + n) {
+      scratch[8] = b;
+      scratch[9] = n - 1 - (bx - excl);  // last tile first
+    }
+    running += total;
+    __syncthreads();
+    if (running > bx) break;  // block-uniform (a found tile implies it)
+  }
+  __syncthreads();
+  request = scratch[8];
+  tile = scratch[9];
+  return request >= 0;
+}
+
+/// Prefill for one (request row tile, KV head) per block: grid (max_row_tiles(p), num_kv_heads), kThreads threads,
+/// smem_bytes<D, kRope>() bytes of dynamic shared memory.
+template <typename T, int D, bool kSoftCap, bool kRope>
+__global__ void __launch_bounds__(kThreads, Geometry<D>::kMinBlocks)
+    batch_prefill_kernel(const __grid_constant__ PrefillParams p) {
+  using G = Geometry<D>;
+  using Smem = SmemLayout<D, kRope>;
+  constexpr int N = G::kKvTile;
+  constexpr bool kQRegs = q_in_registers<D, kRope>();
+  extern __shared__ __align__(128) unsigned char smem[];
+  T* const q_tile = reinterpret_cast<T*>(smem + Smem::kQOffset);
+  T* const q_lo = reinterpret_cast<T*>(smem + Smem::kQLoOffset);
+  T* const k_tiles = reinterpret_cast<T*>(smem + Smem::kKOffset);
+  T* const k_lo_tiles = reinterpret_cast<T*>(smem + Smem::kKLoOffset);
+  T* const v_tiles = reinterpret_cast<T*>(smem + Smem::kVOffset);
+  int* const scratch = reinterpret_cast<int*>(smem + Smem::kScanOffset);
+
+  const int tid = threadIdx.x;
+  const int lane = tid % 32;
+  const int warp = tid / 32;
+  const int qr = lane / 4;
+  const int qc = lane % 4;
+  const int kv_head = blockIdx.y;
+  const int group = p.num_qo_heads / p.num_kv_heads;
+
+  int b, tile;
+  if (!find_tile(p, group, static_cast<int>(blockIdx.x), scratch, b, tile)) return;
+
+  // ---- Request geometry.
+  const int q_start = p.qo_indptr == nullptr ? 0 : __ldg(p.qo_indptr + b);
+  const int qo_len = request_qo_len(p, b);
+  const bool paged = p.kv_storage == KvStorage::Paged;
+  int kv_len, kv_base;  // kv_base: first ragged row, or offset of the first page in kv_indices
+  if (paged) {
+    kv_base = __ldg(p.paged.kv_indptr + b);
+    const int pages = __ldg(p.paged.kv_indptr + b + 1) - kv_base;
+    kv_len = pages > 0 ? p.paged.page_size * (pages - 1) + __ldg(p.paged.kv_last_page_len + b) : 0;
+    if (p.paged.page_size <= 0 || kv_len < 0) kv_len = 0;
+  } else {
+    kv_base = p.ragged.kv_indptr == nullptr ? 0 : __ldg(p.ragged.kv_indptr + b);
+    kv_len = p.ragged.kv_indptr == nullptr ? p.ragged.nnz_kv : __ldg(p.ragged.kv_indptr + b + 1) - kv_base;
+  }
+  const int delta = kv_len - qo_len;  // pos_q(i) = i + delta
+  const int rows_total = qo_len * group;
+  const int r0 = tile * kRowsTile;
+  const bool causal = p.mask_mode == MaskMode::Causal;
+  const bool custom = p.mask_mode == MaskMode::Custom;
+  const int wl = p.variant.window_left;
+
+  // Keys some row of the block may see: [lo, hi).
+  const int blk_pos_min = r0 / group + delta;
+  const int blk_pos_max = (min(r0 + kRowsTile, rows_total) - 1) / group + delta;
+  int lo = 0, hi = kv_len;
+  if (wl >= 0) lo = max(0, blk_pos_min - wl);
+  if (causal) hi = min(kv_len, blk_pos_max + 1);
+  const int num_tiles = hi > lo ? (hi - lo + N - 1) / N : 0;
+
+  const FastDivider page_div(paged ? max(p.paged.page_size, 1) : 1);
+  const T* const k_src = static_cast<const T*>(paged ? p.paged.k : p.ragged.k);
+  const T* const v_src = static_cast<const T*>(paged ? p.paged.v : p.ragged.v);
+
+  // Starts the copy of K/V tile t into buffer buf; keys outside [lo, hi) (or on a bad page) are zero-filled.
+  auto issue_tile = [&](int t, int buf) {
+    const int kv0 = lo + t * N;
+    T* const kd = k_tiles + buf * N * D;
+    T* const vd = v_tiles + buf * N * D;
+#pragma unroll 1
+    for (int s = 0; s < G::kLoadSteps; ++s) {
+      const int u = tid + s * kThreads;
+      const int row = u / G::kUnits;
+      const int c = u % G::kUnits;
+      const int j = kv0 + row;
+      bool ok = j < hi;
+      int64_t k_off = 0, v_off = 0;
+      if (ok) {
+        if (paged) {
+          const int pidx = page_div.div(j);
+          const int page = __ldg(p.paged.kv_indices + kv_base + pidx);
+          ok = page_in_range(p.paged, page);
+          k_off = v_off = ok ? cache_offset(p.paged, page, j - pidx * p.paged.page_size, kv_head) : 0;
+        } else {
+          k_off = static_cast<int64_t>(kv_base + j) * p.ragged.k_stride_n +
+                  static_cast<int64_t>(kv_head) * p.ragged.k_stride_h;
+          v_off = static_cast<int64_t>(kv_base + j) * p.ragged.v_stride_n +
+                  static_cast<int64_t>(kv_head) * p.ragged.v_stride_h;
+        }
+      }
+      cp_async_v16(kd + swz<D>(row, c * kVecElems), k_src + k_off + c * kVecElems, ok);
+      cp_async_v16(vd + swz<D>(row, c * kVecElems), v_src + v_off + c * kVecElems, ok);
+    }
+  };
+
+  if (num_tiles > 0) issue_tile(0, 0);
+  cp_async_commit();
+
+  // ---- Query tile (RoPE rotated at pos_q in fp32; high part in q_tile, low part in q_lo). Rows past the
+  // request are zero.
+  for (int idx = tid; idx < kRowsTile * G::kUnits; idx += kThreads) {
+    const int row = idx / G::kUnits;
+    const int c = idx % G::kUnits;
+    const int r = r0 + row;
+    float x[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    if (r < rows_total) {
+      const int i = r / group;
+      const int h = kv_head * group + (r - i * group);
+      const T* const src = static_cast<const T*>(p.q) + static_cast<int64_t>(q_start + i) * p.q_stride_n +
+                           static_cast<int64_t>(h) * p.q_stride_h;
+      Vec8<T>::to_float(ld_global_v16(src + c * kVecElems), x);
+      if constexpr (kRope) {
+        float partner[8];
+        Vec8<T>::to_float(ld_global_v16(src + (c ^ (G::kUnits / 2)) * kVecElems), partner);
+        const bool low = c < G::kUnits / 2;
+        const float pos = static_cast<float>(i + delta);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          float l = low ? x[e] : partner[e];
+          float hh = low ? partner[e] : x[e];
+          rope_rotate(l, hh, pos, rope_frequency(p.variant, (c % (G::kUnits / 2)) * kVecElems + e, D));
+          x[e] = low ? l : hh;
+        }
+      }
+    }
+    if constexpr (kRope) {
+      unsigned big[4], small[4];
+#pragma unroll
+      for (int w = 0; w < 4; ++w) split_pack<T>(x[2 * w], x[2 * w + 1], big[w], small[w]);
+      st_shared_v16(q_tile + swz<D>(row, c * kVecElems), make_uint4(big[0], big[1], big[2], big[3]));
+      st_shared_v16(q_lo + swz<D>(row, c * kVecElems), make_uint4(small[0], small[1], small[2], small[3]));
+    } else {
+      st_shared_v16(q_tile + swz<D>(row, c * kVecElems), Vec8<T>::from_float(x));  // exact: x came from T
+    }
+  }
+  __syncthreads();
+
+  // ldmatrix lane roles (see decode_tc.cuh): A rows (j % 2) * 8, unit 2ks + j / 2; K tokens (j / 2) * 8, unit
+  // 2ks + j % 2; V (trans) tokens (j % 2) * 8, unit 2np + j / 2.
+  const int ld_row = lane % 8;
+  const int ld_j = lane / 8;
+  const int a_row = warp * 16 + (ld_j % 2) * 8 + ld_row;
+  const int k_row = (ld_j / 2) * 8 + ld_row;
+  const int v_row = (ld_j % 2) * 8 + ld_row;
+  const unsigned q_addr = smem_addr(q_tile);
+  const unsigned q_lo_addr = smem_addr(q_lo);
+
+  unsigned qf[kQRegs ? G::kKSteps : 1][4];
+  if constexpr (kQRegs) {
+#pragma unroll
+    for (int ks = 0; ks < G::kKSteps; ++ks)
+      ldmatrix_x4(qf[ks], q_addr + 2 * swz<D>(a_row, (2 * ks + ld_j / 2) * kVecElems));
+  }
+
+  // ---- This thread's rows (qr and qr + 8 of the warp's slab) and the warp's position range.
+  const int w_r0 = r0 + warp * 16;
+  const bool warp_active = w_r0 < rows_total;
+  const bool warp_full = w_r0 + 16 <= rows_total;
+  const int w_pos_min = w_r0 / group + delta;
+  const int w_pos_max = (min(w_r0 + 16, rows_total) - 1) / group + delta;
+  int row_i[2], row_pos[2];
+  bool row_ok[2];
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const int r = w_r0 + qr + 8 * rr;
+    row_ok[rr] = r < rows_total;
+    row_i[rr] = row_ok[rr] ? r / group : 0;
+    row_pos[rr] = row_i[rr] + delta;
+  }
+  const uint8_t* const mask_bits =
+      custom ? p.mask.bits + (p.mask.indptr == nullptr ? 0 : __ldg(p.mask.indptr + b)) : nullptr;
+
+  const LogitsTransform<kSoftCap> transform(p.variant);
+  const float dot_scale = LogitsTransform<kSoftCap>::query_scale(p.variant);
+
+  float o[G::kOTiles][4];
+#pragma unroll
+  for (int n = 0; n < G::kOTiles; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float m[2] = {neg_inf(), neg_inf()};
+  float d[2] = {0.f, 0.f};  // this thread's columns; summed over the quad at the end
+
+  for (int t = 0; t < num_tiles; ++t) {
+    const int buf = t & 1;
+    cp_async_wait<0>();
+    __syncthreads();  // tile t landed for all threads; everyone is done with buffer buf ^ 1
+    if (t + 1 < num_tiles) issue_tile(t + 1, buf ^ 1);
+    cp_async_commit();
+    const int kv0 = lo + t * N;
+    T* const k_tile = k_tiles + buf * N * D;
+    T* const k_lo = k_lo_tiles + buf * N * D;
+
+    if constexpr (kRope) {
+      // Rotate the keys at their positions in fp32; high part back into the tile, low part into k_lo. Unit u of
+      // a row rotates dims (2u, 2u+1) with (2u + D/2, 2u + 1 + D/2).
+      constexpr int kRopeUnits = D / 4;
+#pragma unroll 1
+      for (int idx = tid; idx < N * kRopeUnits; idx += kThreads) {
+        const int row = idx / kRopeUnits;
+        const int u = idx % kRopeUnits;
+        const int a = swz<D>(row, 2 * u), bb = swz<D>(row, 2 * u + D / 2);
+        float2 l = Vec8<T>::pair_to_float(*reinterpret_cast<const unsigned*>(k_tile + a));
+        float2 h = Vec8<T>::pair_to_float(*reinterpret_cast<const unsigned*>(k_tile + bb));
+        const float pos = static_cast<float>(kv0 + row);
+        rope_rotate(l.x, h.x, pos, rope_frequency(p.variant, 2 * u, D));
+        rope_rotate(l.y, h.y, pos, rope_frequency(p.variant, 2 * u + 1, D));
+        unsigned lb, ls, hb, hs;
+        split_pack<T>(l.x, l.y, lb, ls);
+        split_pack<T>(h.x, h.y, hb, hs);
+        *reinterpret_cast<unsigned*>(k_tile + a) = lb;
+        *reinterpret_cast<unsigned*>(k_tile + bb) = hb;
+        *reinterpret_cast<unsigned*>(k_lo + a) = ls;
+        *reinterpret_cast<unsigned*>(k_lo + bb) = hs;
+      }
+      __syncthreads();
+    }
+
+    // Warp-level skip: no row of this warp may see any key of the tile.
+    if (!warp_active) continue;
+    if (causal && kv0 > w_pos_max) continue;
+    if (wl >= 0 && kv0 + N - 1 < w_pos_min - wl) continue;
+    const bool need_mask = custom || !warp_full || kv0 + N > kv_len || (causal && kv0 + N - 1 > w_pos_min) ||
+                           (wl >= 0 && kv0 < w_pos_max - wl);
+
+    // ---- S = Q . K^T
+    const unsigned k_addr = smem_addr(k_tile);
+    const unsigned k_lo_addr = smem_addr(k_lo);
+    float s[G::kSTiles][4];
+#pragma unroll
+    for (int n = 0; n < G::kSTiles; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+    for (int ks = 0; ks < G::kKSteps; ++ks) {
+      unsigned a[4];
+      if constexpr (kQRegs) {
+#pragma unroll
+        for (int x = 0; x < 4; ++x) a[x] = qf[ks][x];
+      } else {
+        ldmatrix_x4(a, q_addr + 2 * swz<D>(a_row, (2 * ks + ld_j / 2) * kVecElems));
+      }
+      unsigned a_lo[4];
+      if constexpr (kRope) ldmatrix_x4(a_lo, q_lo_addr + 2 * swz<D>(a_row, (2 * ks + ld_j / 2) * kVecElems));
+#pragma unroll
+      for (int np = 0; np < G::kSTiles / 2; ++np) {
+        const int off = swz<D>(np * 16 + k_row, (2 * ks + ld_j % 2) * kVecElems);
+        unsigned bf[4];
+        ldmatrix_x4(bf, k_addr + 2 * off);
+        Mma<T>::mma(s[2 * np], a, bf[0], bf[1]);
+        Mma<T>::mma(s[2 * np + 1], a, bf[2], bf[3]);
+        if constexpr (kRope) {
+          unsigned bl[4];
+          ldmatrix_x4(bl, k_lo_addr + 2 * off);
+          Mma<T>::mma(s[2 * np], a_lo, bf[0], bf[1]);
+          Mma<T>::mma(s[2 * np + 1], a_lo, bf[2], bf[3]);
+          Mma<T>::mma(s[2 * np], a, bl[0], bl[1]);
+          Mma<T>::mma(s[2 * np + 1], a, bl[2], bl[3]);
+        }
+      }
+    }
+
+    // ---- Logits (log2 domain) and mask; s[n][e] is row qr + 8 * (e / 2), key kv0 + 8n + 2qc + e % 2.
+#pragma unroll
+    for (int n = 0; n < G::kSTiles; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[n][e] = transform.logit(s[n][e] * dot_scale);
+    if (need_mask) {
+#pragma unroll
+      for (int n = 0; n < G::kSTiles; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int j = kv0 + 8 * n + 2 * qc + (e & 1);
+          const int rr = e / 2;
+          bool ok = row_ok[rr] && j < kv_len;
+          if (causal) ok = ok && j <= row_pos[rr];
+          if (wl >= 0) ok = ok && j >= row_pos[rr] - wl;
+          if (custom && ok) {
+            const int64_t bit = static_cast<int64_t>(row_i[rr]) * kv_len + j;
+            ok = (__ldg(mask_bits + (bit >> 3)) >> (bit & 7)) & 1;
+          }
+          if (!ok) s[n][e] = neg_inf();
+        }
+    }
+
+    // ---- Online softmax.
+    float scale[2], base[2];
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      float mx = neg_inf();
+#pragma unroll
+      for (int n = 0; n < G::kSTiles; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * rr], s[n][2 * rr + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m[rr], mx);
+      base[rr] = m_new == neg_inf() ? 0.f : m_new;  // all masked so far: exp2(-inf - 0) = 0, never NaN
+      scale[rr] = exp2f(m[rr] - base[rr]);
+      m[rr] = m_new;
+    }
+    float psum[2] = {0.f, 0.f};
+#pragma unroll
+    for (int n = 0; n < G::kSTiles; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[n][e] = exp2f(s[n][e] - base[e / 2]);
+        psum[e / 2] += s[n][e];
+      }
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) d[rr] = d[rr] * scale[rr] + psum[rr];
+#pragma unroll
+    for (int n = 0; n < G::kOTiles; ++n) {
+      o[n][0] *= scale[0];
+      o[n][1] *= scale[0];
+      o[n][2] *= scale[1];
+      o[n][3] *= scale[1];
+    }
+
+    // ---- O += P . V
+    const unsigned v_addr = smem_addr(v_tiles + buf * N * D);
+#pragma unroll
+    for (int kk = 0; kk < G::kPSteps; ++kk) {
+      unsigned pa[4];
+      float r0f, r1f;
+      pa[0] = Mma<T>::pack(s[2 * kk][0], s[2 * kk][1], r0f, r1f);
+      pa[1] = Mma<T>::pack(s[2 * kk][2], s[2 * kk][3], r0f, r1f);
+      pa[2] = Mma<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1], r0f, r1f);
+      pa[3] = Mma<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3], r0f, r1f);
+#pragma unroll
+      for (int np = 0; np < G::kOTiles / 2; ++np) {
+        unsigned bv[4];
+        ldmatrix_x4_trans(bv, v_addr + 2 * swz<D>(kk * 16 + v_row, (2 * np + ld_j / 2) * kVecElems));
+        Mma<T>::mma(o[2 * np], pa, bv[0], bv[1]);
+        Mma<T>::mma(o[2 * np + 1], pa, bv[2], bv[3]);
+      }
+    }
+  }
+  cp_async_wait<0>();
+
+  // ---- Epilogue: normalise and write this thread's two rows (rows that saw nothing: 0 and -inf).
+  if (!warp_active) return;
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    d[rr] += __shfl_xor_sync(0xffffffffu, d[rr], 1);
+    d[rr] += __shfl_xor_sync(0xffffffffu, d[rr], 2);
+  }
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    if (!row_ok[rr]) continue;
+    const int r = w_r0 + qr + 8 * rr;
+    const int h = kv_head * group + (r - row_i[rr] * group);
+    const int64_t row = static_cast<int64_t>(q_start + row_i[rr]);
+    const float inv = d[rr] > 0.f ? 1.f / d[rr] : 0.f;
+    T* const dst = static_cast<T*>(p.o) + row * p.o_stride_n + static_cast<int64_t>(h) * p.o_stride_h;
+#pragma unroll
+    for (int n = 0; n < G::kOTiles; ++n) {
+      float u0, u1;
+      const unsigned w = Mma<T>::pack(o[n][2 * rr] * inv, o[n][2 * rr + 1] * inv, u0, u1);
+      *reinterpret_cast<unsigned*>(dst + 8 * n + 2 * qc) = w;
+    }
+    if (p.lse != nullptr && qc == 0)
+      p.lse[row * p.num_qo_heads + h] = d[rr] > 0.f ? m[rr] + log2f(d[rr]) : neg_inf();
+  }
+}
+
+}  // namespace prefill
+}  // namespace fi4j
