@@ -18,7 +18,8 @@ import org.bytedeco.javacpp.Pointer;
  * Requests with no tokens produce 0 and LSE -inf. LSE is the base-2 log-sum-exp of the scaled logits.
  *
  * <p>plan, run and close are mutually exclusive (a close racing a run waits for it, then later calls throw
- * IllegalStateException). The workspace (U8, caller-owned or allocated by the wrapper: {@value #DEFAULT_WORKSPACE_BYTES} bytes on CUDA)
+ * IllegalStateException). The workspace (U8, caller-owned or allocated by the wrapper:
+ * {@value #DEFAULT_WORKSPACE_BYTES} bytes on CUDA)
  * holds the work list and the partial states of split requests; two wrappers must not share one while their
  * runs may overlap. Safe to call from several threads (calls on one wrapper are serialised), but a wrapper holds one
  * plan: threads that decode different batches concurrently use distinct wrappers, on distinct streams.
@@ -229,8 +230,8 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
       Native.check(Fi4j.fi4j_memcpy_async(device.code(), graphIndptr.pointer(pins), Native.CPU, a, 4L * indptr.length,
           stream));
       Native.check(Fi4j.fi4j_memcpy_async(device.code(), graphIndices.pointer(pins), Native.CPU, b, 4L * n, stream));
-      Native.check(Fi4j.fi4j_memcpy_async(device.code(), graphLastPageLen.pointer(pins), Native.CPU, c, 4L * last.length,
-          stream));
+      Native.check(Fi4j.fi4j_memcpy_async(device.code(), graphLastPageLen.pointer(pins), Native.CPU, c,
+          4L * last.length, stream));
     }
   }
 

@@ -76,8 +76,8 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
    * what the runs need into the device's memory on {@code stream} (null = default stream). Throws
    * {@link UnsupportedConfigurationException} when the device cannot run this configuration.
    */
-  public void plan(int[] qoIndptr, PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, DType dtype,
-      AttentionMask mask, AttentionOptions options, Stream stream) {
+  public synchronized void plan(int[] qoIndptr, PageTable pageTable, int numQoHeads, int numKvHeads, int headDim,
+      DType dtype, AttentionMask mask, AttentionOptions options, Stream stream) {
     checkOpen();
     Checks.notNull(pageTable, "pageTable");
     Checks.check(pageTable.isOpen(), "pageTable", "open", "closed");
@@ -109,7 +109,7 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
    * the planned batch over {@code cache} (same device, dtype, KV heads, head dim and page size as planned). Queued
    * on {@code stream} (null = default stream) for CUDA; complete on return for the CPU backend.
    */
-  public void run(Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
+  public synchronized void run(Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
     checkOpen();
     if (plan == null) {
       throw new IllegalStateException("plan() must be called before run()");
@@ -124,11 +124,14 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
         cache.numKvHeads());
     Checks.check(cache.headDim() == plan.headDim, "cache.headDim", "the planned " + plan.headDim, cache.headDim());
     pageTable.checkCompatible(cache);
-    plan.fill(args, q, out, lse, workspace);
-    args.kv_storage(Fi4j.FI4J_KV_PAGED).k(null).v(null).nnz_kv(0);
-    cache.fill(args.paged_kv());
-    pageTable.fill(args.paged_kv());
-    Native.check(Fi4j.fi4j_batch_prefill(device.code(), args, stream == null ? null : stream.pointer()));
+    // pins keep every buffer of the call alive (a concurrent close or the Cleaner waits for the call)
+    try (Native.Pins pins = new Native.Pins()) {
+      plan.fill(args, q, out, lse, workspace, pins);
+      args.kv_storage(Fi4j.FI4J_KV_PAGED).k(null).v(null).nnz_kv(0);
+      cache.fill(args.paged_kv(), pins);
+      pageTable.fill(args.paged_kv(), pins);
+      Native.check(Fi4j.fi4j_batch_prefill(device.code(), args, stream == null ? null : stream.pointer(pins)));
+    }
   }
 
   private void checkOpen() {
@@ -138,7 +141,7 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
   }
 
   @Override
-  public void close() {
+  public synchronized void close() {
     if (!closed) {
       closed = true;
       args.close();

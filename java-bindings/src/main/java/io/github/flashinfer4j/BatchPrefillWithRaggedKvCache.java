@@ -85,8 +85,8 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
    * into the device's memory on {@code stream} (null = default stream). Throws
    * {@link UnsupportedConfigurationException} when the device cannot run this configuration.
    */
-  public void plan(int[] qoIndptr, int[] kvIndptr, int numQoHeads, int numKvHeads, int headDim, DType dtype,
-      AttentionMask mask, AttentionOptions options, Stream stream) {
+  public synchronized void plan(int[] qoIndptr, int[] kvIndptr, int numQoHeads, int numKvHeads, int headDim,
+      DType dtype, AttentionMask mask, AttentionOptions options, Stream stream) {
     checkOpen();
     PrefillPlan.checkIndptr(qoIndptr, "qoIndptr");
     PrefillPlan.checkIndptr(kvIndptr, "kvIndptr");
@@ -116,7 +116,7 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
    * the planned batch. Queued on {@code stream} (null = default stream) for CUDA; complete on return for the CPU
    * backend.
    */
-  public void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Stream stream) {
+  public synchronized void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Stream stream) {
     checkOpen();
     if (plan == null) {
       throw new IllegalStateException("plan() must be called before run()");
@@ -135,16 +135,19 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
       Checks.lastDimContiguous(t, name);
     }
     int n = layout == KvLayout.NHD ? 0 : 1;
-    plan.fill(args, q, out, lse, workspace);
-    args.kv_storage(Fi4j.FI4J_KV_RAGGED)
-        .k(nnzKv == 0 ? null : k.pointer())
-        .k_stride_n(k.stride(n))
-        .k_stride_h(k.stride(1 - n))
-        .v(nnzKv == 0 ? null : v.pointer())
-        .v_stride_n(v.stride(n))
-        .v_stride_h(v.stride(1 - n))
-        .nnz_kv(nnzKv);
-    Native.check(Fi4j.fi4j_batch_prefill(device.code(), args, stream == null ? null : stream.pointer()));
+    // pins keep every buffer of the call alive (a concurrent close or the Cleaner waits for the call)
+    try (Native.Pins pins = new Native.Pins()) {
+      plan.fill(args, q, out, lse, workspace, pins);
+      args.kv_storage(Fi4j.FI4J_KV_RAGGED)
+          .k(nnzKv == 0 ? null : k.pointer(pins))
+          .k_stride_n(k.stride(n))
+          .k_stride_h(k.stride(1 - n))
+          .v(nnzKv == 0 ? null : v.pointer(pins))
+          .v_stride_n(v.stride(n))
+          .v_stride_h(v.stride(1 - n))
+          .nnz_kv(nnzKv);
+      Native.check(Fi4j.fi4j_batch_prefill(device.code(), args, stream == null ? null : stream.pointer(pins)));
+    }
   }
 
   private void checkOpen() {
@@ -154,7 +157,7 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
   }
 
   @Override
-  public void close() {
+  public synchronized void close() {
     if (!closed) {
       closed = true;
       args.close();

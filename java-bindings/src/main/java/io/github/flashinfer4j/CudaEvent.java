@@ -34,7 +34,8 @@ public final class CudaEvent implements AutoCloseable {
     if (stream != null) {
       Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
     }
-    Native.check(Fi4j.fi4j_event_record(device.code(), Native.pointer(handle), stream == null ? null : stream.pointer()));
+    Native.check(Fi4j.fi4j_event_record(device.code(), Native.pointer(handle),
+        stream == null ? null : stream.pointer()));
   }
 
   /** Milliseconds from {@code start} to this event, waiting for this event to complete. */

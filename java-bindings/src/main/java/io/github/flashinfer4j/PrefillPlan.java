@@ -178,31 +178,32 @@ final class PrefillPlan implements AutoCloseable {
     Checks.lastDimContiguous(t, name);
   }
 
-  /** Fills everything of the native arguments but the keys and values. */
-  void fill(Fi4j.fi4j_prefill_args args, Tensor q, Tensor out, Tensor lse, Tensor workspace) {
+  /** Fills everything of the native arguments but the keys and values, pinning what it points to. */
+  void fill(Fi4j.fi4j_prefill_args args, Tensor q, Tensor out, Tensor lse, Tensor workspace,
+      Native.Pins pins) {
     qoIndptr.checkOpen();
     args.dtype(dtype.code())
         .batch_size(batch)
         .num_qo_heads(numQoHeads)
         .num_kv_heads(numKvHeads)
         .head_dim(headDim)
-        .qo_indptr(qoIndptr.pointer())
+        .qo_indptr(qoIndptr.pointer(pins))
         .nnz_qo(nnzQo)
-        .q(q.pointer())
+        .q(q.pointer(pins))
         .q_stride_n(q.stride(0))
         .q_stride_h(q.stride(1))
-        .o(out.pointer())
+        .o(out.pointer(pins))
         .o_stride_n(out.stride(0))
         .o_stride_h(out.stride(1))
-        .lse(lse == null ? null : lse.pointer())
-        .kv_indptr(kvIndptr == null ? null : kvIndptr.pointer())
+        .lse(lse == null ? null : lse.pointer(pins))
+        .kv_indptr(kvIndptr == null ? null : kvIndptr.pointer(pins))
         .mask_mode(maskKind.code())
-        .custom_mask(maskBits == null ? null : maskBits.pointer())
-        .mask_indptr(maskIndptr == null ? null : maskIndptr.pointer())
+        .custom_mask(maskBits == null ? null : maskBits.pointer(pins))
+        .mask_indptr(maskIndptr == null ? null : maskIndptr.pointer(pins))
         .custom_mask_bytes(maskBytes)
         .num_work(numWork)
         .cta_tile_q(ctaTileQ)
-        .workspace(workspace.pointer())
+        .workspace(workspace.pointer(pins))
         .workspace_bytes(workspace.byteSize());
     Decoding.fillOptions(args.options(), options);
   }

@@ -69,7 +69,8 @@ public final class SinglePrefill {
     }
     PackedMask packed = mask.packFor(new int[] {(int) qoLen}, new int[] {(int) kvLen}, "mask");
     int n = nhd ? 0 : 1;
-    try (Fi4j.fi4j_prefill_args args = new Fi4j.fi4j_prefill_args();
+    try (Native.Pins pins = new Native.Pins();
+        Fi4j.fi4j_prefill_args args = new Fi4j.fi4j_prefill_args();
         Tensor bits = packed == null ? null : PrefillPlan.uploadBytes(device, packed.bitsNoCopy())) {
       args.dtype(dtype.code())
           .batch_size(1)
@@ -78,24 +79,24 @@ public final class SinglePrefill {
           .head_dim(headDim)
           .qo_indptr(null)
           .nnz_qo((int) qoLen)
-          .q(q.pointer())
+          .q(q.pointer(pins))
           .q_stride_n(q.stride(0))
           .q_stride_h(q.stride(1))
-          .o(out.pointer())
+          .o(out.pointer(pins))
           .o_stride_n(out.stride(0))
           .o_stride_h(out.stride(1))
-          .lse(lse == null ? null : lse.pointer())
+          .lse(lse == null ? null : lse.pointer(pins))
           .kv_storage(Fi4j.FI4J_KV_RAGGED)
-          .k(kvLen == 0 ? null : k.pointer())
+          .k(kvLen == 0 ? null : k.pointer(pins))
           .k_stride_n(k.stride(n))
           .k_stride_h(k.stride(1 - n))
-          .v(kvLen == 0 ? null : v.pointer())
+          .v(kvLen == 0 ? null : v.pointer(pins))
           .v_stride_n(v.stride(n))
           .v_stride_h(v.stride(1 - n))
           .kv_indptr(null)
           .nnz_kv((int) kvLen)
           .mask_mode(mask.kind().code())
-          .custom_mask(bits == null ? null : bits.pointer())
+          .custom_mask(bits == null ? null : bits.pointer(pins))
           .mask_indptr(null)
           .custom_mask_bytes(packed == null ? 0 : packed.bitsNoCopy().length)
           .num_work(0)
@@ -103,7 +104,7 @@ public final class SinglePrefill {
           .workspace(null)
           .workspace_bytes(0);
       Decoding.fillOptions(args.options(), options);
-      Native.check(Fi4j.fi4j_batch_prefill(device.code(), args, stream == null ? null : stream.pointer()));
+      Native.check(Fi4j.fi4j_batch_prefill(device.code(), args, stream == null ? null : stream.pointer(pins)));
       if (bits != null && device.isCuda()) {
         // the staged mask is freed on return; make sure the kernel has read it
         (stream == null ? Stream.defaultStream(device) : stream).synchronize();
