@@ -73,6 +73,25 @@ void check_stride(int64_t s, const char* name, bool cuda) {
   if (cuda && s % 8 != 0) require(false, name, "a multiple of 8 elements (16 bytes) on the CUDA backend", s);
 }
 
+PagedKv to_paged_kv(const fi4j_paged_kv& c) {
+  PagedKv kv{};
+  kv.k = c.k;
+  kv.v = c.v;
+  kv.page_stride = c.page_stride;
+  kv.token_stride = c.token_stride;
+  kv.head_stride = c.head_stride;
+  kv.num_pages = c.num_pages;
+  kv.page_size = c.page_size;
+  kv.num_kv_heads = c.num_kv_heads;
+  kv.head_dim = c.head_dim;
+  kv.kv_indptr = static_cast<const int32_t*>(c.kv_indptr);
+  kv.kv_indices = static_cast<const int32_t*>(c.kv_indices);
+  kv.kv_last_page_len = static_cast<const int32_t*>(c.kv_last_page_len);
+  kv.batch_size = c.batch_size;
+  kv.single_kv_len = 0;
+  return kv;
+}
+
 AttentionVariant make_variant(const fi4j_attention_options& o, int head_dim) {
   AttentionVariant v{};
   if (!std::isfinite(o.sm_scale)) fail_arg("options.sm_scale", "finite", o.sm_scale);

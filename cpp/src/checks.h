@@ -21,6 +21,9 @@ void check_ptr(const void* p, const char* name, bool needed, bool cuda);
 /// Non-negative; a multiple of 8 elements (16 bytes) on the CUDA backend.
 void check_stride(int64_t s, const char* name, bool cuda);
 
+/// Converts a C paged-KV description (already checked) into the kernels' PagedKv.
+PagedKv to_paged_kv(const fi4j_paged_kv& c);
+
 /// Validates C attention options and converts them (sm_scale <= 0 becomes 1/sqrt(head_dim)).
 AttentionVariant make_variant(const fi4j_attention_options& o, int head_dim);
 

@@ -1,4 +1,5 @@
 #include "cpu_reference.h"
+#include "cpu_parallel.h"
 
 #include <algorithm>
 #include <atomic>
@@ -12,26 +13,6 @@
 
 namespace fi4j {
 namespace cpu {
-
-template <typename F>
-void parallel_for(long long n, F&& fn) {
-  if (n <= 0) return;
-  unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  long long workers = std::min<long long>(n, static_cast<long long>(hw));
-  if (workers <= 1) {
-    for (long long i = 0; i < n; ++i) fn(i);
-    return;
-  }
-  std::atomic<long long> next{0};
-  auto loop = [&] {
-    for (long long i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fn(i);
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(static_cast<size_t>(workers - 1));
-  for (long long w = 1; w < workers; ++w) pool.emplace_back(loop);
-  loop();
-  for (auto& t : pool) t.join();
-}
 
 namespace {
 

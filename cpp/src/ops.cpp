@@ -79,22 +79,7 @@ PagedKv make_paged_kv(int device, const fi4j_paged_kv& c, int dtype) {
   check_stride(c.head_stride, "kv.head_stride", cuda);
   check_ptr(c.k, "kv.k", c.num_pages > 0, cuda);
   check_ptr(c.v, "kv.v", c.num_pages > 0, cuda);
-  PagedKv kv{};
-  kv.k = c.k;
-  kv.v = c.v;
-  kv.page_stride = c.page_stride;
-  kv.token_stride = c.token_stride;
-  kv.head_stride = c.head_stride;
-  kv.num_pages = c.num_pages;
-  kv.page_size = c.page_size;
-  kv.num_kv_heads = c.num_kv_heads;
-  kv.head_dim = c.head_dim;
-  kv.kv_indptr = static_cast<const int32_t*>(c.kv_indptr);
-  kv.kv_indices = static_cast<const int32_t*>(c.kv_indices);
-  kv.kv_last_page_len = static_cast<const int32_t*>(c.kv_last_page_len);
-  kv.batch_size = c.batch_size;
-  kv.single_kv_len = 0;
-  return kv;
+  return to_paged_kv(c);
 }
 
 void check_page_table_pointers(const PagedKv& kv, int64_t num_indices) {

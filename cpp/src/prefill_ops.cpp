@@ -96,22 +96,7 @@ PagedKv make_paged_kv(const fi4j_paged_kv& c, const fi4j_prefill_args& a, bool c
   check_ptr(c.kv_indptr, "paged_kv.kv_indptr", true, false);
   check_ptr(c.kv_last_page_len, "paged_kv.kv_last_page_len", c.batch_size > 0, false);
   check_ptr(c.kv_indices, "paged_kv.kv_indices", c.num_indices > 0, false);
-  PagedKv kv{};
-  kv.k = c.k;
-  kv.v = c.v;
-  kv.page_stride = c.page_stride;
-  kv.token_stride = c.token_stride;
-  kv.head_stride = c.head_stride;
-  kv.num_pages = c.num_pages;
-  kv.page_size = c.page_size;
-  kv.num_kv_heads = c.num_kv_heads;
-  kv.head_dim = c.head_dim;
-  kv.kv_indptr = static_cast<const int32_t*>(c.kv_indptr);
-  kv.kv_indices = static_cast<const int32_t*>(c.kv_indices);
-  kv.kv_last_page_len = static_cast<const int32_t*>(c.kv_last_page_len);
-  kv.batch_size = c.batch_size;
-  kv.single_kv_len = 0;
-  return kv;
+  return to_paged_kv(c);
 }
 
 void check_mask_mode(int mode, const char* name) {
