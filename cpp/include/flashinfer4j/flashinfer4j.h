@@ -380,6 +380,34 @@ FI4J_API int fi4j_graph_destroy(int device, void* graph_exec);
 FI4J_API int fi4j_fill_random(int device, void* ptr, int32_t dtype, int64_t n, uint64_t seed, float scale,
                               void* stream);
 
+/* ---- run-time compilation (JIT) cache ---- */
+
+/**
+ * *available = 1 when NVRTC (libnvrtc.so.13 or .12, found at run time) can compile kernels on this machine, else 0
+ * and fi4j_jit_unavailable_reason() says what to install. The ahead-of-time kernels work either way.
+ */
+FI4J_API int fi4j_jit_available(int* available);
+/** Why run-time compilation is unavailable ("" when it is available). */
+FI4J_API const char* fi4j_jit_unavailable_reason(void);
+/**
+ * Sets the directory of the compiled-kernel cache for this process; NULL or "" returns to the default:
+ * $FLASHINFER4J_CACHE_DIR, else $XDG_CACHE_HOME/flashinfer4j, else ~/.cache/flashinfer4j. Created when first
+ * written (mode 0755).
+ */
+FI4J_API int fi4j_jit_set_cache_dir(const char* dir);
+/** The cache directory now in force (valid on this thread until its next fi4j_jit_cache_dir call); NULL on error. */
+FI4J_API const char* fi4j_jit_cache_dir(void);
+/** Number and total bytes of the cached kernel files (*.cubin) in the cache directory; 0 when it does not exist. */
+FI4J_API int fi4j_jit_cache_stats(int64_t* files, int64_t* bytes);
+/** Removes the cached kernel files (*.cubin) of the cache directory, and no other file. */
+FI4J_API int fi4j_jit_cache_clear(void);
+/**
+ * The cache key (and file name, less its extension) of kernel `op` for config, a "k=v;k=v" string in any order
+ * that must name the architecture as arch=sm_XX (e.g. "arch=sm_90;dtype=bf16;head_dim=96"). Written with its
+ * terminating NUL into out (out_len bytes; 160 are always enough).
+ */
+FI4J_API int fi4j_jit_cache_key(const char* op, const char* config, char* out, int32_t out_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,420 @@
+// Host tests of the run-time compilation cache (no GPU, no NVRTC needed): keys, directory resolution, the disk
+// cache, compile-once under concurrency, and the message when NVRTC is absent. jit_cache.cpp and nvrtc_loader.cpp
+// are compiled into this executable (the library hides its C++ symbols); the C API calls go to the library, whose
+// state is separate. Exit code = number of failed checks.
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "flashinfer4j/flashinfer4j.h"
+#include "jit_cache.h"
+#include "nvrtc_loader.h"
+#include "status.h"
+
+static int g_failed = 0;
+static int g_passed = 0;
+
+#define CHECK(cond)                                                        \
+  do {                                                                     \
+    if (cond) {                                                            \
+      ++g_passed;                                                          \
+    } else {                                                               \
+      ++g_failed;                                                          \
+      std::printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
+    }                                                                      \
+  } while (0)
+
+using namespace fi4j::jit;
+
+static bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+template <typename F>
+static bool throws_invalid(F&& f) {
+  try {
+    f();
+  } catch (const fi4j::Error& e) {
+    return e.status == FI4J_ERR_INVALID_ARGUMENT;
+  }
+  return false;
+}
+
+static std::string make_temp_dir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base != nullptr && base[0] != '\0' ? base : "/tmp") + "/fi4j-jit-test-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  char* dir = mkdtemp(buf.data());
+  return dir != nullptr ? std::string(dir) : std::string();
+}
+
+static std::vector<std::string> list_dir(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* ent = readdir(d)) {
+      if (std::strcmp(ent->d_name, ".") != 0 && std::strcmp(ent->d_name, "..") != 0) names.push_back(ent->d_name);
+    }
+    closedir(d);
+  }
+  return names;
+}
+
+static void remove_tree(const std::string& dir) {
+  for (const auto& name : list_dir(dir)) {
+    std::string path = dir + "/" + name;
+    struct stat st;
+    if (lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      remove_tree(path);
+    } else {
+      unlink(path.c_str());
+    }
+  }
+  rmdir(dir.c_str());
+}
+
+static void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+static Config base_config() { return parse_config("dtype=bf16;head_dim=96;soft_cap=0;rope=1"); }
+
+static void test_keys() {
+  std::string key = make_key(100, "sm_90", "decode", base_config());
+  std::printf("example key: %s\n", key.c_str());
+  CHECK(key.rfind("decode-bf16-d96-rope1-cap0-sm_90-v100-", 0) == 0);
+  CHECK(key.size() == std::string("decode-bf16-d96-rope1-cap0-sm_90-v100-").size() + 16);
+  CHECK(is_safe_key(key));
+  // Stable: same inputs, any order of the configuration text, same key; a fixed value guards the format.
+  CHECK(key == make_key(100, "sm_90", "decode", parse_config("rope=1;soft_cap=0;head_dim=96;dtype=bf16;")));
+  CHECK(canonical_config(base_config()) == "dtype=bf16;head_dim=96;rope=1;soft_cap=0");
+  CHECK(hex16(fnv1a64("")) == "cbf29ce484222325");
+  CHECK(hex16(fnv1a64("a")) == "af63dc4c8601ec8c");
+  // Sensitive: every field changes the key, including its hash.
+  auto hash_of = [](const std::string& k) { return k.substr(k.size() - 16); };
+  std::vector<std::string> keys = {key,
+                                   make_key(101, "sm_90", "decode", base_config()),
+                                   make_key(100, "sm_90a", "decode", base_config()),
+                                   make_key(100, "sm_80", "decode", base_config()),
+                                   make_key(100, "sm_90", "prefill", base_config())};
+  for (const char* change : {"dtype=f16", "head_dim=80", "soft_cap=30", "rope=0"}) {
+    Config c = base_config();
+    Config d = parse_config(change);
+    c[d.begin()->first] = d.begin()->second;
+    keys.push_back(make_key(100, "sm_90", "decode", c));
+  }
+  Config extra = base_config();
+  extra["window"] = "128";
+  keys.push_back(make_key(100, "sm_90", "decode", extra));
+  Config fewer = base_config();
+  fewer.erase("rope");
+  keys.push_back(make_key(100, "sm_90", "decode", fewer));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    CHECK(is_safe_key(keys[i]));
+    for (size_t j = i + 1; j < keys.size(); ++j) {
+      CHECK(keys[i] != keys[j]);
+      CHECK(hash_of(keys[i]) != hash_of(keys[j]));
+    }
+  }
+  // Values that are unsafe in file names are replaced in the readable part, not in the hash.
+  std::string odd = make_key(100, "sm_90", "decode", parse_config("variant=a/b\\c:d* e"));
+  CHECK(is_safe_key(odd));
+  CHECK(contains(odd, "varianta_b_c_d__e"));
+  CHECK(odd != make_key(100, "sm_90", "decode", parse_config("variant=a_b_c_d__e")));
+  // Long configurations are cut to the maximum, the hash still at the end.
+  Config big;
+  for (int i = 0; i < 40; ++i) big["option_" + std::to_string(i)] = "value_" + std::to_string(i);
+  std::string long_key = make_key(100, "sm_90", "decode", big);
+  CHECK(long_key.size() <= kMaxKeyLength);
+  CHECK(is_safe_key(long_key));
+  big["option_39"] = "other";
+  CHECK(make_key(100, "sm_90", "decode", big) != long_key);
+  // Bad input.
+  CHECK(throws_invalid([] { parse_config("dtype"); }));
+  CHECK(throws_invalid([] { parse_config("dtype=bf16;dtype=f16"); }));
+  CHECK(throws_invalid([] { parse_config("d type=bf16"); }));
+  CHECK(throws_invalid([] { parse_config("dtype="); }));
+  CHECK(throws_invalid([] { parse_config("dtype=a=b"); }));
+  CHECK(throws_invalid([] { make_key(100, "sm_90", "../decode", Config()); }));
+  CHECK(throws_invalid([] { make_key(100, "sm/90", "decode", Config()); }));
+  CHECK(throws_invalid([] { make_key(100, "sm_90", "", Config()); }));
+  CHECK(!is_safe_key("../x"));
+  CHECK(!is_safe_key(".hidden"));
+  CHECK(!is_safe_key(""));
+  CHECK(!is_safe_key("a/b"));
+}
+
+static void test_c_api_key() {
+  char out[200];
+  CHECK(fi4j_jit_cache_key("decode", "arch=sm_90;dtype=bf16;head_dim=96;rope=1;soft_cap=0", out, sizeof out) ==
+        FI4J_OK);
+  std::string expected = make_key(fi4j_version(), "sm_90", "decode", base_config());
+  CHECK(expected == out);
+  CHECK(fi4j_jit_cache_key("decode", "dtype=bf16", out, sizeof out) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "arch=sm_XX"));
+  CHECK(fi4j_jit_cache_key("decode", "arch=sm_90;dtype=bf16", out, 10) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "out_len must be >= "));
+  CHECK(fi4j_jit_cache_key(nullptr, "arch=sm_90", out, sizeof out) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(fi4j_jit_cache_key("decode", "arch=sm_90;head_dim", out, sizeof out) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "head_dim"));
+}
+
+static void set_or_unset(const char* name, const char* value) {
+  if (value != nullptr) {
+    setenv(name, value, 1);
+  } else {
+    unsetenv(name);
+  }
+}
+
+static void test_dir_resolution() {
+  std::string saved[3];
+  bool had[3];
+  const char* names[3] = {"FLASHINFER4J_CACHE_DIR", "XDG_CACHE_HOME", "HOME"};
+  for (int i = 0; i < 3; ++i) {
+    const char* v = std::getenv(names[i]);
+    had[i] = v != nullptr;
+    if (had[i]) saved[i] = v;
+  }
+  setenv("FLASHINFER4J_CACHE_DIR", "/tmp/fi4j-a", 1);
+  setenv("XDG_CACHE_HOME", "/tmp/xdg-b", 1);
+  setenv("HOME", "/tmp/home-c", 1);
+  CHECK(resolve_cache_dir("/explicit") == "/explicit");
+  CHECK(resolve_cache_dir("") == "/tmp/fi4j-a");
+  setenv("FLASHINFER4J_CACHE_DIR", "", 1);
+  CHECK(resolve_cache_dir("") == "/tmp/xdg-b/flashinfer4j");
+  unsetenv("FLASHINFER4J_CACHE_DIR");
+  CHECK(resolve_cache_dir("") == "/tmp/xdg-b/flashinfer4j");
+  setenv("XDG_CACHE_HOME", "relative/path", 1);  // not absolute: ignored, as the XDG spec says
+  CHECK(resolve_cache_dir("") == "/tmp/home-c/.cache/flashinfer4j");
+  unsetenv("XDG_CACHE_HOME");
+  CHECK(resolve_cache_dir("") == "/tmp/home-c/.cache/flashinfer4j");
+  unsetenv("HOME");
+  CHECK(contains(resolve_cache_dir(""), "/.cache/flashinfer4j"));  // the passwd home
+
+  // The process-wide setting, and the same through the library's C API.
+  setenv("FLASHINFER4J_CACHE_DIR", "/tmp/fi4j-a", 1);
+  set_cache_dir("/tmp/explicit-x");
+  CHECK(cache_dir() == "/tmp/explicit-x");
+  set_cache_dir("");
+  CHECK(cache_dir() == "/tmp/fi4j-a");
+  CHECK(fi4j_jit_set_cache_dir("/tmp/explicit-y") == FI4J_OK);
+  CHECK(std::string(fi4j_jit_cache_dir()) == "/tmp/explicit-y");
+  CHECK(fi4j_jit_set_cache_dir(nullptr) == FI4J_OK);
+  CHECK(std::string(fi4j_jit_cache_dir()) == "/tmp/fi4j-a");
+  for (int i = 0; i < 3; ++i) set_or_unset(names[i], had[i] ? saved[i].c_str() : nullptr);
+}
+
+static void test_disk_cache(const std::string& root) {
+  std::string dir = root + "/nested/a/b";  // created on demand
+  DiskCache cache(dir);
+  Bytes out;
+  CHECK(!cache.load("k1", &out));
+  CHECK(cache.stats().files == 0);
+  CHECK(cache.clear() == 0);
+  Bytes data = {'\x7f', 'E', 'L', 'F', '\0', '\1', '\2'};
+  for (int i = 0; i < 100000; ++i) data.push_back(static_cast<char>(i * 31));
+  cache.store("k1", data);
+  struct stat st;
+  mode_t mask = umask(0);
+  umask(mask);
+  CHECK(stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode));
+  CHECK((st.st_mode & 0777) == (0755 & ~mask));
+  CHECK(cache.load("k1", &out));
+  CHECK(out == data);
+  // Only the final file is left: the temp file was renamed, not copied.
+  std::vector<std::string> names = list_dir(dir);
+  CHECK(names.size() == 1 && names[0] == "k1.cubin");
+  // Overwrite is whole, too.
+  Bytes small = {'x', 'y'};
+  cache.store("k1", small);
+  CHECK(cache.load("k1", &out) && out == small);
+  cache.store("k2", Bytes());
+  CHECK(cache.load("k2", &out) && out.empty());
+  CHECK(list_dir(dir).size() == 2);
+  CacheStats s = cache.stats();
+  CHECK(s.files == 2);
+  CHECK(s.bytes == 2);
+  // Foreign files, a temp file in flight and a directory named like a cache file are neither counted nor removed.
+  write_file(dir + "/notes.txt", "keep me");
+  write_file(dir + "/.k3.tmp-1-2-abcd", "in flight");
+  write_file(dir + "/k4.cubin.bak", "keep");
+  mkdir((dir + "/d.cubin").c_str(), 0755);
+  s = cache.stats();
+  CHECK(s.files == 2 && s.bytes == 2);
+  CHECK(cache.clear() == 2);
+  CHECK(cache.stats().files == 0);
+  names = list_dir(dir);
+  CHECK(names.size() == 4);
+  CHECK(!cache.load("k1", &out));
+  CHECK(throws_invalid([&] { cache.store("../escape", data); }));
+  CHECK(throws_invalid([&] { cache.load(".hidden", &out); }));
+  // A file in the way of the directory.
+  write_file(root + "/file", "x");
+  CHECK(throws_invalid([&] { DiskCache(root + "/file").store("k", data); }));
+  // Many threads storing one key: always a whole file.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      Bytes mine(50000, static_cast<char>('a' + t));
+      for (int r = 0; r < 10; ++r) cache.store("race", mine);
+    });
+  }
+  std::atomic<int> torn{0};
+  std::thread reader([&] {
+    for (int r = 0; r < 200; ++r) {
+      Bytes got;
+      if (cache.load("race", &got)) {
+        bool whole = got.size() == 50000;
+        for (char c : got) whole = whole && c == got[0];
+        if (!whole) ++torn;
+      }
+    }
+  });
+  for (auto& t : threads) t.join();
+  reader.join();
+  CHECK(torn.load() == 0);
+  CHECK(cache.stats().files == 1);
+  CHECK(list_dir(dir).size() == 5);  // race.cubin and the 4 foreign entries: no temp files left
+}
+
+static void test_c_api_cache(const std::string& root) {
+  std::string dir = root + "/capi";
+  CHECK(fi4j_jit_set_cache_dir(dir.c_str()) == FI4J_OK);
+  int64_t files = -1, bytes = -1;
+  CHECK(fi4j_jit_cache_stats(&files, &bytes) == FI4J_OK && files == 0 && bytes == 0);  // missing dir: empty
+  DiskCache(dir).store("abc", Bytes(10, 'z'));
+  write_file(dir + "/other.txt", "keep");
+  CHECK(fi4j_jit_cache_stats(&files, &bytes) == FI4J_OK && files == 1 && bytes == 10);
+  CHECK(fi4j_jit_cache_clear() == FI4J_OK);
+  CHECK(fi4j_jit_cache_stats(&files, &bytes) == FI4J_OK && files == 0 && bytes == 0);
+  CHECK(list_dir(dir).size() == 1);
+  CHECK(fi4j_jit_cache_stats(nullptr, &bytes) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(fi4j_jit_set_cache_dir(nullptr) == FI4J_OK);
+}
+
+static void test_compile_once(const std::string& root) {
+  std::string dir = root + "/kernels";
+  KernelCache cache([dir] { return dir; });
+  std::atomic<int> compiles{0};
+  auto compile = [&] {
+    ++compiles;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // keep the others waiting
+    return Bytes{'c', 'u', 'b', 'i', 'n'};
+  };
+  std::atomic<int> wrong{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&] {
+      while (!go.load()) std::this_thread::yield();
+      auto bytes = cache.get_or_compile("one-key", compile);
+      if (*bytes != Bytes{'c', 'u', 'b', 'i', 'n'}) ++wrong;
+    });
+  }
+  go = true;
+  for (auto& t : threads) t.join();
+  CHECK(compiles.load() == 1);
+  CHECK(wrong.load() == 0);
+  CHECK(DiskCache(dir).stats().files == 1);
+  // Memory hit: no compile, even with the disk cleared.
+  DiskCache(dir).clear();
+  cache.get_or_compile("one-key", compile);
+  CHECK(compiles.load() == 1);
+  // Disk hit: a fresh table (another process) finds the file without compiling.
+  DiskCache(dir).store("one-key", Bytes{'d'});
+  KernelCache other([dir] { return dir; });
+  CHECK(*other.get_or_compile("one-key", compile) == Bytes{'d'});
+  CHECK(compiles.load() == 1);
+  // A failed compile reaches every waiter and is tried again later.
+  std::atomic<int> attempts{0};
+  auto failing = [&]() -> Bytes {
+    ++attempts;
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    throw fi4j::Error(FI4J_ERR_UNSUPPORTED, "no NVRTC");
+  };
+  std::atomic<int> errors{0};
+  threads.clear();
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      try {
+        cache.get_or_compile("bad-key", failing);
+      } catch (const fi4j::Error& e) {
+        if (std::string(e.what()) == "no NVRTC") ++errors;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(errors.load() == 8);
+  CHECK(attempts.load() >= 1 && attempts.load() <= 8);
+  int before = attempts.load();
+  try {
+    cache.get_or_compile("bad-key", failing);
+  } catch (const fi4j::Error&) {
+  }
+  CHECK(attempts.load() == before + 1);
+  // Store failure (directory in the way) still returns the bytes.
+  write_file(root + "/blocked", "x");
+  KernelCache blocked([root] { return root + "/blocked"; });
+  CHECK(*blocked.get_or_compile("k", [] { return Bytes{'q'}; }) == Bytes{'q'});
+  CHECK(!blocked.last_store_error().empty());
+  // forget() drops finished entries: the next call reads the disk again (the 'd' stored above).
+  cache.forget();
+  CHECK(*cache.get_or_compile("one-key", compile) == Bytes{'d'});
+  CHECK(compiles.load() == 1);
+}
+
+static void test_nvrtc_absent(const std::string& root) {
+  NvrtcLoad load = load_nvrtc({root + "/no/libnvrtc.so.13", "libnvrtc-fi4j-absent.so.12"});
+  CHECK(!load.ok);
+  CHECK(load.reason.rfind(kNvrtcMissing, 0) == 0);
+  CHECK(contains(load.reason, "libnvrtc.so.13"));
+  CHECK(contains(load.reason, "cuda-nvrtc"));
+  CHECK(contains(load.reason, "LD_LIBRARY_PATH"));
+  CHECK(contains(load.reason, "the ahead-of-time kernels still work"));
+  // A library without the NVRTC functions is refused and named.
+  NvrtcLoad wrong = load_nvrtc({"libc.so.6"});
+  CHECK(!wrong.ok);
+  CHECK(contains(wrong.reason, "libc.so.6 lacks nvrtcGetErrorString"));
+  std::vector<std::string> candidates = nvrtc_candidates();
+  CHECK(candidates.size() >= 4 && candidates[0] == "libnvrtc.so.13" && candidates[1] == "libnvrtc.so.12");
+  // The real search, on this machine: either found (a CUDA toolkit with NVRTC) or the message.
+  int available = -1;
+  CHECK(fi4j_jit_available(&available) == FI4J_OK);
+  CHECK(available == 0 || available == 1);
+  CHECK((nvrtc() != nullptr) == (available == 1));
+  if (available == 0) {
+    CHECK(std::string(fi4j_jit_unavailable_reason()).rfind(kNvrtcMissing, 0) == 0);
+    std::printf("NVRTC absent: %s\n", fi4j_jit_unavailable_reason());
+  } else {
+    CHECK(std::string(fi4j_jit_unavailable_reason()).empty());
+    std::printf("NVRTC %d.%d at %s\n", nvrtc()->major, nvrtc()->minor, nvrtc()->path.c_str());
+  }
+  CHECK(fi4j_jit_available(nullptr) == FI4J_ERR_INVALID_ARGUMENT);
+}
+
+int main() {
+  std::string root = make_temp_dir();
+  if (root.empty()) {
+    std::printf("FAILED: mkdtemp\n");
+    return 1;
+  }
+  test_keys();
+  test_c_api_key();
+  test_dir_resolution();
+  test_disk_cache(root + "/disk");
+  test_c_api_cache(root);
+  test_compile_once(root);
+  test_nvrtc_absent(root);
+  remove_tree(root);
+  std::printf("jit_tests: %d passed, %d failed\n", g_passed, g_failed);
+  return g_failed;
+}
