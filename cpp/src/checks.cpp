@@ -61,6 +61,25 @@ void check_device(int device) {
   check_arch(device);
 }
 
+void check_attention_config(int device, int dtype, int head_dim, int num_qo_heads, int num_kv_heads) {
+  if (dtype != FI4J_F16 && dtype != FI4J_BF16)
+    throw Error(FI4J_ERR_UNSUPPORTED, std::string("dtype ") + dtype_name(dtype) +
+                                          " is not supported for attention (supported: F16, BF16)");
+  require(num_kv_heads > 0, "num_kv_heads", "> 0", num_kv_heads);
+  require(num_qo_heads > 0, "num_qo_heads", "> 0", num_qo_heads);
+  if (num_qo_heads % num_kv_heads != 0)
+    fail_arg("num_qo_heads", "a multiple of num_kv_heads (" + std::to_string(num_kv_heads) + ")", num_qo_heads);
+  if (is_cpu(device) && (head_dim < 2 || head_dim > 1024 || head_dim % 2 != 0))
+    throw Error(FI4J_ERR_UNSUPPORTED, "head_dim " + std::to_string(head_dim) +
+                                          " is not supported by the CPU backend (even, 2..1024)");
+}
+
+void check_cuda_launch(cudaError_t err, const char* what) {
+  if (err == cudaErrorNotSupported)
+    throw Error(FI4J_ERR_UNSUPPORTED, std::string(what) + ": configuration not instantiated in this build");
+  check_cuda(err, what);
+}
+
 void check_ptr(const void* p, const char* name, bool needed, bool cuda) {
   if (!needed) return;
   if (!p) fail_arg(name, "non-null", "null");

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include <cuda_runtime_api.h>
+
 #include "fi4j/params.h"
 #include "flashinfer4j/flashinfer4j.h"
 
@@ -14,6 +16,14 @@ inline bool is_cpu(int device) { return device == FI4J_DEVICE_CPU; }
 
 /// The CPU backend, or a valid CUDA device made current whose architecture this build has code for.
 void check_device(int device);
+
+/// Attention dtype (F16/BF16: else UNSUPPORTED), head counts (positive, qo a multiple of kv: else
+/// INVALID_ARGUMENT) and, for the CPU backend, the head dims it runs (even, 2..1024: else UNSUPPORTED).
+void check_attention_config(int device, int dtype, int head_dim, int num_qo_heads, int num_kv_heads);
+
+/// Converts a launcher's status: cudaErrorNotSupported is UNSUPPORTED ("<what>: configuration not instantiated"),
+/// any other error a CUDA error naming `what`.
+void check_cuda_launch(cudaError_t err, const char* what);
 
 /// Non-null when needed; 16-byte aligned on the CUDA backend (the kernels use 16-byte vector accesses).
 void check_ptr(const void* p, const char* name, bool needed, bool cuda);

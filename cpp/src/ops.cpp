@@ -19,21 +19,10 @@ namespace {
 
 bool cuda_head_dim_supported(int head_dim) { return head_dim == 64 || head_dim == 128 || head_dim == 256; }
 
-
 /// Throws UNSUPPORTED naming the part of a decode configuration this build cannot run on the device.
 void check_decode_supported(int device, int dtype, int head_dim, int num_qo_heads, int num_kv_heads) {
-  if (dtype != FI4J_F16 && dtype != FI4J_BF16)
-    throw Error(FI4J_ERR_UNSUPPORTED, std::string("dtype ") + dtype_name(dtype) +
-                                          " is not supported for attention (supported: F16, BF16)");
-  require(num_kv_heads > 0, "num_kv_heads", "> 0", num_kv_heads);
-  require(num_qo_heads > 0, "num_qo_heads", "> 0", num_qo_heads);
-  if (num_qo_heads % num_kv_heads != 0)
-    fail_arg("num_qo_heads", "a multiple of num_kv_heads (" + std::to_string(num_kv_heads) + ")", num_qo_heads);
-  if (is_cpu(device)) {
-    if (head_dim < 2 || head_dim > 1024 || head_dim % 2 != 0)
-      throw Error(FI4J_ERR_UNSUPPORTED, "head_dim " + std::to_string(head_dim) +
-                                            " is not supported by the CPU backend (even, 2..1024)");
-  } else if (!cuda_head_dim_supported(head_dim)) {
+  check_attention_config(device, dtype, head_dim, num_qo_heads, num_kv_heads);
+  if (!is_cpu(device) && !cuda_head_dim_supported(head_dim)) {
     throw Error(FI4J_ERR_UNSUPPORTED, "head_dim " + std::to_string(head_dim) +
                                           " is not supported by the CUDA backend (supported: 64, 128, 256)");
   }
@@ -86,12 +75,6 @@ void check_page_table_pointers(const PagedKv& kv, int64_t num_indices) {
   if (!kv.kv_indptr) fail_arg("kv.kv_indptr", "non-null", "null");
   if (kv.batch_size > 0 && !kv.kv_last_page_len) fail_arg("kv.kv_last_page_len", "non-null", "null");
   if (num_indices > 0 && !kv.kv_indices) fail_arg("kv.kv_indices", "non-null", "null");
-}
-
-void check_cuda_launch(cudaError_t err, const char* what) {
-  if (err == cudaErrorNotSupported)
-    throw Error(FI4J_ERR_UNSUPPORTED, std::string(what) + ": configuration not instantiated in this build");
-  check_cuda(err, what);
 }
 
 }  // namespace

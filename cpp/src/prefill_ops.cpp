@@ -34,20 +34,6 @@ void check_cuda_prefill(int device, int head_dim, bool rope) {
 
 std::string at(const char* name, long long i) { return std::string(name) + "[" + std::to_string(i) + "]"; }
 
-/// Dtype, heads and head dim: INVALID_ARGUMENT for inconsistent heads, UNSUPPORTED for what no backend runs.
-void check_config(int device, int dtype, int head_dim, int num_qo_heads, int num_kv_heads) {
-  if (dtype != FI4J_F16 && dtype != FI4J_BF16)
-    throw Error(FI4J_ERR_UNSUPPORTED, std::string("dtype ") + dtype_name(dtype) +
-                                          " is not supported for attention (supported: F16, BF16)");
-  require(num_kv_heads > 0, "num_kv_heads", "> 0", num_kv_heads);
-  require(num_qo_heads > 0, "num_qo_heads", "> 0", num_qo_heads);
-  if (num_qo_heads % num_kv_heads != 0)
-    fail_arg("num_qo_heads", "a multiple of num_kv_heads (" + std::to_string(num_kv_heads) + ")", num_qo_heads);
-  if (is_cpu(device) && (head_dim < 2 || head_dim > 1024 || head_dim % 2 != 0))
-    throw Error(FI4J_ERR_UNSUPPORTED, "head_dim " + std::to_string(head_dim) +
-                                          " is not supported by the CPU backend (even, 2..1024)");
-}
-
 /// A CSR offset array on the host: starts at 0, non-decreasing, ends within `limit` (described by limit_what).
 void check_indptr_host(const int32_t* indptr, int batch, const char* name, long long limit,
                        const std::string& limit_what) {
@@ -120,7 +106,7 @@ void pack(const uint8_t* mask, int64_t n, uint8_t* packed) {
 /// offsets (host memory), so that the reference never reads outside them.
 PrefillParams make_params(int device, const fi4j_prefill_args& a) {
   const bool cuda = !is_cpu(device);
-  check_config(device, a.dtype, a.head_dim, a.num_qo_heads, a.num_kv_heads);
+  check_attention_config(device, a.dtype, a.head_dim, a.num_qo_heads, a.num_kv_heads);
   require(a.batch_size >= 0, "batch_size", ">= 0", a.batch_size);
   require(a.nnz_qo >= 0, "nnz_qo", ">= 0", a.nnz_qo);
   PrefillParams p{};
@@ -238,7 +224,7 @@ FI4J_API int fi4j_prefill_supported(int device, int32_t dtype, int32_t head_dim,
                                     int32_t num_kv_heads) {
   return guarded([&] {
     check_device(device);
-    check_config(device, dtype, head_dim, num_qo_heads, num_kv_heads);
+    check_attention_config(device, dtype, head_dim, num_qo_heads, num_kv_heads);
     if (!is_cpu(device)) check_cuda_prefill(device, head_dim, false);
   });
 }
@@ -285,10 +271,7 @@ FI4J_API int fi4j_batch_prefill(int device, const fi4j_prefill_args* a, void* st
         fail_arg("lse", "4-byte aligned", "address % 4 = " + std::to_string(reinterpret_cast<uintptr_t>(p.lse) % 4));
       if (p.batch_size == 0 || p.nnz_qo == 0) return;
       cudaGetLastError();  // a stale error left by another library must not be reported as ours
-      const cudaError_t err = launch_batch_prefill(p, static_cast<cudaStream_t>(stream));
-      if (err == cudaErrorNotSupported)
-        throw Error(FI4J_ERR_UNSUPPORTED, "batch prefill launch: configuration not instantiated in this build");
-      check_cuda(err, "batch prefill launch");
+      check_cuda_launch(launch_batch_prefill(p, static_cast<cudaStream_t>(stream)), "batch prefill launch");
       return;
     }
     if (p.batch_size == 0 || p.nnz_qo == 0) return;
