@@ -14,6 +14,8 @@ namespace {
 /// (2 per SM) and 2.61 with 384.
 constexpr int64_t kBlocksPerSmCudaCores = 4;
 constexpr int64_t kBlocksPerSmTensorCores = 2;
+/// At head_dim 64 the tensor-core kernel is built for 4 resident blocks (decode_tc.cuh, FI4J_TC_MINBLOCKS_D64).
+constexpr int64_t kBlocksPerSmTensorCoresD64 = 4;
 /// Shortest chunk worth a block of its own: below this the merge and the block start cost more than they save.
 constexpr int64_t kMinChunk = 256;
 /// Chunks are whole multiples of the largest KV tile (64 tokens at head_dim 64), so no tile is cut short.
@@ -118,9 +120,17 @@ DecodePlanResult plan_decode(const DecodePlanInput& in) {
       fail_arg("fixed_chunk", "large enough for the " + std::to_string(in.graph_slots) + " graph slots (needs " +
                                   std::to_string(slots) + " work items)", in.fixed_chunk);
   } else if (in.split_mode == FI4J_SPLIT_AUTO || graph) {
-    const int64_t per_sm = r.path == FI4J_PATH_TENSOR_CORES ? kBlocksPerSmTensorCores : kBlocksPerSmCudaCores;
+    const int64_t per_sm = r.path != FI4J_PATH_TENSOR_CORES ? kBlocksPerSmCudaCores
+                           : in.head_dim == 64               ? kBlocksPerSmTensorCoresD64
+                                                             : kBlocksPerSmTensorCores;
     const int64_t target_blocks = static_cast<int64_t>(in.num_sms) * per_sm;
-    const bool fills = static_cast<int64_t>(in.batch_size) * in.num_kv_heads >= target_blocks;
+    // At D = 64 a batch that fills 2 blocks per SM is not split further: splitting it to 4 per SM cost more in
+    // merges than it gained (H100, 64 x 4096 32/8: 2.90 TB/s unsplit, 2.81 split in two).
+    const int64_t fill_blocks = static_cast<int64_t>(in.num_sms) *
+                                (per_sm == kBlocksPerSmTensorCoresD64 && r.path == FI4J_PATH_TENSOR_CORES
+                                     ? kBlocksPerSmTensorCores
+                                     : per_sm);
+    const bool fills = static_cast<int64_t>(in.batch_size) * in.num_kv_heads >= fill_blocks;
     if (!fills || graph) {
       const int64_t desired_items = std::max<int64_t>(in.batch_size, (target_blocks + in.num_kv_heads - 1) / in.num_kv_heads);
       chunk = std::max(kMinChunk, align_up((total + desired_items - 1) / std::max<int64_t>(desired_items, 1), kChunkGranule));

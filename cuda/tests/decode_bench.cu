@@ -40,7 +40,10 @@
 
 namespace {
 
-constexpr int kHeadDim = 128;
+#ifndef FI4J_BENCH_D
+#define FI4J_BENCH_D 128
+#endif
+constexpr int kHeadDim = FI4J_BENCH_D;
 constexpr int kPageSize = 16;
 constexpr int kWarmup = 3;
 constexpr int kRuns = 25;
@@ -225,7 +228,9 @@ int main(int argc, char** argv) {
     p.variant.rope_rcp_scale = 1.f;
     p.variant.rope_theta = 1e4f;
 
-    const Work split2(s, 2 * sms, false), split4(s, 2 * sms, true);
+    // The tensor-core kernel keeps 4 blocks per SM resident at D = 64, 2 otherwise (decode_tc.cuh).
+    const int per_sm = kHeadDim == 64 ? 4 : 2;
+    const Work split2(s, per_sm * sms, false), split4(s, per_sm * sms, true);
     const double bytes = 2.0 * s.batch * s.kv_len * s.kv_heads * kHeadDim * sizeof(__nv_bfloat16);
     std::vector<uint16_t> reference(qo_elems), out(qo_elems);
     double max_diff = 0;

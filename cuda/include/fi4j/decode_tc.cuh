@@ -36,6 +36,17 @@
 #ifndef FI4J_TC_STAGES_D128
 #define FI4J_TC_STAGES_D128 2
 #endif
+// D = 64 (a token row is 128 bytes): 2 stages and 4 resident blocks per SM (<= 128 registers, 32 KB of rings per
+// block). Measured on H100 (decode_bench, read flush): 64x4096 32/8 2.89 TB/s against 2.72 with 6 stages and 2
+// blocks, 64x512 2.34 against 1.91; 3 stages x 4 blocks 2.84 / 2.28, 4 x 3 2.61 / 2.05, 8 warps x 3 stages 2.77 /
+// 2.10. More blocks hide each block's start and merge; more stages per warp did not help. The split planner
+// targets 4 blocks per SM at D = 64 (decode_plan.cpp).
+#ifndef FI4J_TC_STAGES_D64
+#define FI4J_TC_STAGES_D64 2
+#endif
+#ifndef FI4J_TC_MINBLOCKS_D64
+#define FI4J_TC_MINBLOCKS_D64 4
+#endif
 
 namespace fi4j {
 namespace decode_tc {
@@ -56,7 +67,7 @@ struct Geometry {
   static constexpr int kChunks = D / kVecElems;  // 16-byte units per row
   /// Ring depth per warp. At D = 128 two stages (one chunk in flight while the other is consumed) and two
   /// resident blocks per SM (registers allow two) keep ~64-128 KB of K/V in flight per SM, which saturates HBM.
-  static constexpr int kStages = D == 64 ? 6 : D == 128 ? FI4J_TC_STAGES_D128 : 2;
+  static constexpr int kStages = D == 64 ? FI4J_TC_STAGES_D64 : D == 128 ? FI4J_TC_STAGES_D128 : 2;
   static constexpr int kStageElems = kChunkTokens * D;  // of K (V alike)
   static constexpr int kCopyRows = 32 / kChunks;        // rows one warp-wide copy instruction covers
   static constexpr int kCopySteps = kChunkTokens / kCopyRows;
@@ -65,10 +76,10 @@ struct Geometry {
   // RoPE of a chunk: unit u rotates dims (2u, 2u+1) with (2u+D/2, 2u+1+D/2); D/4 units per row.
   static constexpr int kRopeUnits = D / 4;
   static constexpr int kRopePerLane = kChunkTokens * kRopeUnits / 32;
-  static constexpr int kMergeStride = D + 8;
+  static constexpr int kMergeStride = D + 8;  // fp32 row stride of the merge scratch (+8: fewer bank conflicts)
   /// Resident blocks per SM the kernel is built for; stating it also keeps ptxas from trading registers for
   /// spills (without it ptxas picked ~128 registers and spilled).
-  static constexpr int kMinBlocks = D == 256 ? 1 : 2;  // fp32 row stride of the merge scratch (+8: fewer bank conflicts)
+  static constexpr int kMinBlocks = D == 256 ? 1 : D == 64 ? FI4J_TC_MINBLOCKS_D64 : 2;
   static_assert(kChunks >= 8, "the swizzle needs 8 16-byte units per row");
   static_assert(kStages >= 2 && kStages <= 8, "ring depth");
 };
