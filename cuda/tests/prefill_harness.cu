@@ -98,18 +98,19 @@ struct Case {
   bool rope = false;
   bool single = false;  // qo_indptr (and ragged kv_indptr) null: one request
   std::vector<int> qo_lens, kv_lens;
+  int cta_tile_q = 0;  // PrefillPlanView::cta_tile_q: 0 (kernel's choice), 64 or 128
 };
 
 std::string describe(const Case& c) {
   char buf[256];
   int rows = 0, keys = 0;
   for (size_t b = 0; b < c.qo_lens.size(); ++b) rows += c.qo_lens[b], keys += c.kv_lens[b];
-  std::snprintf(buf, sizeof(buf), "%s D=%d hq=%d hkv=%d %s%s%s %s win=%d cap=%g rope=%d batch=%zu rows=%d keys=%d",
+  std::snprintf(buf, sizeof(buf), "%s D=%d hq=%d hkv=%d %s%s%s %s win=%d cap=%g rope=%d tile=%d batch=%zu rows=%d keys=%d",
                 c.dtype == DType::F16 ? "f16 " : "bf16", c.head_dim, c.group * c.num_kv_heads, c.num_kv_heads,
                 c.paged ? "paged" : "ragged", c.paged ? (c.page_size == 1 ? "/p1" : "/p16") : "",
                 c.hnd ? "/HND" : "/NHD",
                 c.mask == MaskMode::None ? "none  " : c.mask == MaskMode::Causal ? "causal" : "custom",
-                c.window_left, c.soft_cap, c.rope ? 1 : 0, c.qo_lens.size(), rows, keys);
+                c.window_left, c.soft_cap, c.rope ? 1 : 0, c.cta_tile_q, c.qo_lens.size(), rows, keys);
   return buf;
 }
 
@@ -280,6 +281,7 @@ bool run_case(const Case& c, std::mt19937& rng) {
   p.variant.rope_rcp_scale = 0.5f;
   p.variant.rope_theta = 10000.f;
 
+  p.plan.cta_tile_q = c.cta_tile_q;
   const cudaError_t err = fi4j::launch_batch_prefill(p, nullptr);
   if (err != cudaSuccess) {
     std::printf("FAIL %s: launch returned %s\n", describe(c).c_str(), cudaGetErrorString(err));
@@ -404,22 +406,34 @@ void random_lengths(Case& c, int batch, std::mt19937& rng) {
 }
 
 void timing() {
-  std::printf("\ntiming (bf16, D=128, 32 qo / 8 kv heads, ragged NHD):\n");
+  std::printf("\ntiming (bf16, 32 qo / 8 kv heads, ragged NHD unless paged; tile = query rows per block):\n");
   struct Shape {
-    int batch, len;
-    bool causal;
+    int batch, len, D;
+    bool causal, paged;
+    int cta_tile_q;
   };
-  const Shape shapes[] = {{1, 8192, true}, {1, 8192, false}, {4, 2048, true}};
+  const Shape shapes[] = {{1, 8192, 128, true, false, 0},   {1, 8192, 128, false, false, 0},
+                          {1, 16384, 128, true, false, 0},  {4, 2048, 128, true, false, 0},
+                          {4, 2048, 128, true, true, 0},    {1, 8192, 128, false, true, 0},
+                          {1, 8192, 128, true, false, 64},  {1, 8192, 64, true, false, 0},
+                          {1, 8192, 64, false, false, 0},   {1, 8192, 256, true, false, 0},
+                          {1, 8192, 256, false, false, 0}};
   for (const Shape& s : shapes) {
-    const int hq = 32, hkv = 8, D = 128, nnz = s.batch * s.len;
+    const int hq = 32, hkv = 8, D = s.D, nnz = s.batch * s.len, page = 16;
     DeviceBuffer<uint16_t> q(static_cast<size_t>(nnz) * hq * D), o(q.count), k(static_cast<size_t>(nnz) * hkv * D),
         v(k.count);
     DeviceBuffer<float> lse(static_cast<size_t>(nnz) * hq);
-    DeviceBuffer<int32_t> indptr(s.batch + 1);
-    std::vector<int32_t> ip(s.batch + 1);
-    for (int b = 0; b <= s.batch; ++b) ip[b] = b * s.len;
-    indptr.upload(ip);
+    DeviceBuffer<int32_t> indptr(s.batch + 1), page_indptr(s.batch + 1), last(s.batch),
+        pages(static_cast<size_t>(nnz / page));
+    std::vector<int32_t> ip(s.batch + 1), pip(s.batch + 1), lp(s.batch, page), pg(nnz / page);
+    for (int b = 0; b <= s.batch; ++b) ip[b] = b * s.len, pip[b] = b * (s.len / page);
     std::mt19937 rng(7);
+    for (size_t i = 0; i < pg.size(); ++i) pg[i] = static_cast<int32_t>(i);
+    std::shuffle(pg.begin(), pg.end(), rng);
+    indptr.upload(ip);
+    page_indptr.upload(pip);
+    last.upload(lp);
+    pages.upload(pg);
     std::uniform_real_distribution<float> val(-1.f, 1.f);
     std::vector<uint16_t> h(q.count);
     for (auto& x : h) x = to_bits(val(rng), DType::BF16);
@@ -443,30 +457,54 @@ void timing() {
     p.o_stride_n = p.q_stride_n;
     p.o_stride_h = D;
     p.lse = lse.ptr;
-    p.kv_storage = KvStorage::Ragged;
-    p.ragged = {k.ptr, static_cast<int64_t>(hkv) * D, D, v.ptr, static_cast<int64_t>(hkv) * D, D, indptr.ptr, nnz};
+    if (s.paged) {
+      p.kv_storage = KvStorage::Paged;
+      p.paged.k = k.ptr;
+      p.paged.v = v.ptr;
+      p.paged.page_stride = static_cast<int64_t>(page) * hkv * D;
+      p.paged.token_stride = static_cast<int64_t>(hkv) * D;
+      p.paged.head_stride = D;
+      p.paged.num_pages = nnz / page;
+      p.paged.page_size = page;
+      p.paged.num_kv_heads = hkv;
+      p.paged.head_dim = D;
+      p.paged.kv_indptr = page_indptr.ptr;
+      p.paged.kv_indices = pages.ptr;
+      p.paged.kv_last_page_len = last.ptr;
+      p.paged.batch_size = s.batch;
+    } else {
+      p.kv_storage = KvStorage::Ragged;
+      p.ragged = {k.ptr, static_cast<int64_t>(hkv) * D, D, v.ptr, static_cast<int64_t>(hkv) * D, D, indptr.ptr, nnz};
+    }
     p.mask_mode = s.causal ? MaskMode::Causal : MaskMode::None;
     p.variant.sm_scale = 1.f / std::sqrt(static_cast<float>(D));
     p.variant.window_left = -1;
     p.variant.rope_rcp_scale = 1.f;
     p.variant.rope_theta = 1e4f;
+    p.plan.cta_tile_q = s.cta_tile_q;
     for (int w = 0; w < 3; ++w) CUDA_CHECK(fi4j::launch_batch_prefill(p, nullptr));
     CUDA_CHECK(cudaDeviceSynchronize());
     cudaEvent_t e0, e1;
     CUDA_CHECK(cudaEventCreate(&e0));
     CUDA_CHECK(cudaEventCreate(&e1));
     const int iters = 20;
-    CUDA_CHECK(cudaEventRecord(e0));
-    for (int it = 0; it < iters; ++it) CUDA_CHECK(fi4j::launch_batch_prefill(p, nullptr));
-    CUDA_CHECK(cudaEventRecord(e1));
-    CUDA_CHECK(cudaEventSynchronize(e1));
-    float ms = 0.f;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-    ms /= iters;
+    std::vector<float> times;
+    for (int it = 0; it < iters; ++it) {
+      CUDA_CHECK(cudaEventRecord(e0));
+      CUDA_CHECK(fi4j::launch_batch_prefill(p, nullptr));
+      CUDA_CHECK(cudaEventRecord(e1));
+      CUDA_CHECK(cudaEventSynchronize(e1));
+      float ms = 0.f;
+      CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+      times.push_back(ms);
+    }
+    std::sort(times.begin(), times.end());
+    const float ms = times[iters / 2];
     double flops = 4.0 * s.len * s.len * hq * D * s.batch;
     if (s.causal) flops /= 2;
-    std::printf("  %dx%d %-10s %8.3f ms  %7.1f TFLOP/s\n", s.batch, s.len, s.causal ? "causal" : "non-causal", ms,
-                flops / (ms * 1e-3) / 1e12);
+    std::printf("  %dx%-6d D=%-3d %-10s %-6s tile=%-3d %8.3f ms  %7.1f TFLOP/s\n", s.batch, s.len, D,
+                s.causal ? "causal" : "non-causal", s.paged ? "paged" : "ragged",
+                fi4j::prefill_cta_tile_q(D, false, s.cta_tile_q), ms, flops / (ms * 1e-3) / 1e12);
     CUDA_CHECK(cudaEventDestroy(e0));
     CUDA_CHECK(cudaEventDestroy(e1));
   }
@@ -498,6 +536,7 @@ int main() {
           c.soft_cap = k % 4 == 2 ? (k % 8 == 2 ? 0.8f : 30.f) : 0.f;
           c.rope = k % 3 == 2 || (rep == 1 && k % 5 == 0);
           random_lengths(c, 2 + static_cast<int>(rng() % 5), rng);
+          c.cta_tile_q = rep == 0 ? 0 : 64;  // 128-row blocks where built, then 64-row blocks
           (run_case(c, rng) ? passed : failed)++;
         }
   // Single request with null indptrs (ragged), and an all-empty-rows batch.

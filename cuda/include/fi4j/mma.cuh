@@ -16,6 +16,13 @@ __device__ __forceinline__ unsigned smem_addr(const void* p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
 }
 
+/// 2^x by the special-function unit (ex2.approx.ftz: ~2 ulp, denormal results flush to 0; 2^-inf = 0).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 /// Stores 16 bytes to shared memory (p must be 16-byte aligned).
 __device__ __forceinline__ void st_shared_v16(void* p, const uint4& v) { *reinterpret_cast<uint4*>(p) = v; }
 

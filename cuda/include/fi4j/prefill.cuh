@@ -6,8 +6,11 @@
 // counts (no host-side plan needed; grid.x is the upper bound ceil(nnz_qo * g / kRowsTile) + batch_size and
 // surplus blocks exit). Within a request the tiles run last-first, so the long causal tiles start early.
 //
-// One block = kWarps warps, kRowsTile = 16 * kWarps packed rows; warp w owns rows 16w .. 16w + 15 and the whole
-// KV range, so its online-softmax state (m, d, O) lives in registers and needs no cross-warp merge.
+// One block = kWarps warps, kRowsTile = 16 * kM * kWarps packed rows; warp w owns kM m16 row tiles (rows
+// 16kMw .. 16kM(w+1) - 1) and the whole KV range, so its online-softmax state (m, d, O) lives in registers and
+// needs no cross-warp merge. kM = 2 (128-row blocks, D <= 128 without RoPE) lets every K/V fragment read by
+// ldmatrix feed two mma, which halves the shared-memory traffic per multiply-add; kM = 1 (64-row blocks) serves
+// short queries (decode-like rows waste less of a tile), RoPE and D = 256, whose state would not fit twice.
 // The block streams K/V tiles of kKvTile keys through a two-stage cp.async double buffer (swizzled rows, 16-byte
 // units xor-ed with row % 8, conflict-free ldmatrix):
 //   top of iteration t: wait for tile t, __syncthreads, issue tile t+1 into the other buffer
@@ -33,12 +36,20 @@ namespace prefill {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
-constexpr int kRowsTile = 16 * kWarps;  // packed query rows per block
 
-template <int D>
+// Keys per K/V tile at D <= 128 (compile-time knob for benchmark builds).
+#ifndef FI4J_PREFILL_KV_TILE
+#define FI4J_PREFILL_KV_TILE 64
+#endif
+
+/// Tile geometry for head dim D and kM m16 row tiles per warp.
+template <int D, int kM>
 struct Geometry {
   static_assert(D == 64 || D == 128 || D == 256, "head_dim must be 64, 128 or 256");
-  static constexpr int kKvTile = D == 256 ? 32 : 64;  // keys per K/V tile
+  static_assert(kM == 1 || kM == 2, "one or two m16 row tiles per warp");
+  static constexpr int kRowsWarp = 16 * kM;
+  static constexpr int kRowsTile = kRowsWarp * kWarps;  // packed query rows per block
+  static constexpr int kKvTile = D == 256 ? 32 : FI4J_PREFILL_KV_TILE;  // keys per K/V tile
   static constexpr int kUnits = D / kVecElems;        // 16-byte units per row
   static constexpr int kKSteps = D / 16;              // k-steps of Q.K^T
   static constexpr int kSTiles = kKvTile / 8;         // n8 tiles of S
@@ -50,19 +61,25 @@ struct Geometry {
   static_assert(kUnits >= 8, "the swizzle needs 8 16-byte units per row");
 };
 
-/// Whether Q fragments stay in registers for the whole KV loop (D <= 128 without RoPE) or are re-read from
+/// Row tiles per warp for a head dim and RoPE when the caller asks for cta_tile_q query rows per block (64 or
+/// 128; anything else: 128 where allowed). Host and device.
+__host__ __device__ constexpr int row_tiles_per_warp(int head_dim, bool rope, int cta_tile_q) {
+  return (head_dim <= 128 && !rope && cta_tile_q != 16 * kWarps) ? 2 : 1;
+}
+
+/// Whether Q fragments stay in registers for the whole KV loop (kM * D <= 128 without RoPE) or are re-read from
 /// shared memory by ldmatrix every tile.
-template <int D, bool kRope>
+template <int D, int kM, bool kRope>
 __host__ __device__ constexpr bool q_in_registers() {
-  return D <= 128 && !kRope;
+  return kM * D <= 128 && !kRope;
 }
 
 /// Dynamic shared memory layout, byte offsets (all tiles [rows][D] of T, swizzled):
 ///   Q [kRowsTile][D] | Q_lo (RoPE) | K [2][N][D] | K_lo [2][N][D] (RoPE) | V [2][N][D] | tile scan scratch
-template <int D, bool kRope>
+template <int D, int kM, bool kRope>
 struct SmemLayout {
-  using G = Geometry<D>;
-  static constexpr int kQBytes = kRowsTile * D * 2;
+  using G = Geometry<D, kM>;
+  static constexpr int kQBytes = G::kRowsTile * D * 2;
   static constexpr int kKvBytes = G::kKvTile * D * 2;  // one K or V stage
   static constexpr int kQOffset = 0;
   static constexpr int kQLoOffset = kQOffset + kQBytes;
@@ -73,9 +90,9 @@ struct SmemLayout {
   static constexpr int kBytes = kScanOffset + 64;
 };
 
-template <int D, bool kRope>
+template <int D, int kM, bool kRope>
 __host__ __device__ constexpr int smem_bytes() {
-  return SmemLayout<D, kRope>::kBytes;
+  return SmemLayout<D, kM, kRope>::kBytes;
 }
 
 /// Element offset of (row, col) in a swizzled [rows][D] tile of 16-bit elements.
@@ -90,16 +107,17 @@ __device__ __forceinline__ int request_qo_len(const PrefillParams& p, int b) {
   return p.qo_indptr == nullptr ? p.nnz_qo : __ldg(p.qo_indptr + b + 1) - __ldg(p.qo_indptr + b);
 }
 
-/// Number of row tiles a grid over p needs at most (host and device): sum over requests of
-/// ceil(qo_len * g / kRowsTile) <= ceil(nnz_qo * g / kRowsTile) + batch_size.
-__host__ __device__ inline long long max_row_tiles(const PrefillParams& p) {
+/// Number of row tiles of rows_tile rows a grid over p needs at most (host and device): sum over requests of
+/// ceil(qo_len * g / rows_tile) <= ceil(nnz_qo * g / rows_tile) + batch_size.
+__host__ __device__ inline long long max_row_tiles(const PrefillParams& p, int rows_tile) {
   const long long group = p.num_qo_heads / p.num_kv_heads;
   const long long batch = p.qo_indptr == nullptr ? 1 : p.batch_size;
-  return (static_cast<long long>(p.nnz_qo) * group + kRowsTile - 1) / kRowsTile + batch;
+  return (static_cast<long long>(p.nnz_qo) * group + rows_tile - 1) / rows_tile + batch;
 }
 
 /// Finds the request and row tile of block `bx`: scans the per-request tile counts kThreads requests at a time.
 /// Returns false when bx lies past the last tile. Block-uniform; contains __syncthreads.
+template <int kRowsTile>
 __device__ __forceinline__ bool find_tile(const PrefillParams& p, int group, int bx, int* scratch, int& request,
                                           int& tile) {
   const int tid = threadIdx.x;
@@ -145,15 +163,16 @@ __device__ __forceinline__ bool find_tile(const PrefillParams& p, int group, int
   return request >= 0;
 }
 
-/// Prefill for one (request row tile, KV head) per block: grid (max_row_tiles(p), num_kv_heads), kThreads threads,
-/// smem_bytes<D, kRope>() bytes of dynamic shared memory.
-template <typename T, int D, bool kSoftCap, bool kRope>
-__global__ void __launch_bounds__(kThreads, Geometry<D>::kMinBlocks)
+/// Prefill for one (request row tile, KV head) per block: grid (max_row_tiles(p, Geometry<D, kM>::kRowsTile),
+/// num_kv_heads), kThreads threads, smem_bytes<D, kM, kRope>() bytes of dynamic shared memory.
+template <typename T, int D, int kM, bool kSoftCap, bool kRope>
+__global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
     batch_prefill_kernel(const __grid_constant__ PrefillParams p) {
-  using G = Geometry<D>;
-  using Smem = SmemLayout<D, kRope>;
+  using G = Geometry<D, kM>;
+  using Smem = SmemLayout<D, kM, kRope>;
   constexpr int N = G::kKvTile;
-  constexpr bool kQRegs = q_in_registers<D, kRope>();
+  constexpr int kRowsTile = G::kRowsTile;
+  constexpr bool kQRegs = q_in_registers<D, kM, kRope>();
   extern __shared__ __align__(128) unsigned char smem[];
   T* const q_tile = reinterpret_cast<T*>(smem + Smem::kQOffset);
   T* const q_lo = reinterpret_cast<T*>(smem + Smem::kQLoOffset);
@@ -171,7 +190,7 @@ __global__ void __launch_bounds__(kThreads, Geometry<D>::kMinBlocks)
   const int group = p.num_qo_heads / p.num_kv_heads;
 
   int b, tile;
-  if (!find_tile(p, group, static_cast<int>(blockIdx.x), scratch, b, tile)) return;
+  if (!find_tile<kRowsTile>(p, group, static_cast<int>(blockIdx.x), scratch, b, tile)) return;
 
   // ---- Request geometry.
   const int q_start = p.qo_indptr == nullptr ? 0 : __ldg(p.qo_indptr + b);
@@ -280,48 +299,65 @@ __global__ void __launch_bounds__(kThreads, Geometry<D>::kMinBlocks)
   __syncthreads();
 
   // ldmatrix lane roles (see decode_tc.cuh): A rows (j % 2) * 8, unit 2ks + j / 2; K tokens (j / 2) * 8, unit
-  // 2ks + j % 2; V (trans) tokens (j % 2) * 8, unit 2np + j / 2.
+  // 2ks + j % 2; V (trans) tokens (j % 2) * 8, unit 2np + j / 2. Row tile mt of this warp starts at row
+  // warp * kRowsWarp + 16 * mt of the block.
+  // Addresses: every row a lane reads is congruent to ld_row mod 8, and for a unit 2x + j (j < 2) the swizzled unit
+  // is (2x) ^ ((j ^ ld_row) & 7). So a lane keeps one row base per operand and forms each address as
+  // base + compile-time row offset + 16 * ((2x) ^ sw) bytes: a few registers instead of one per (k-step, tile).
   const int ld_row = lane % 8;
   const int ld_j = lane / 8;
-  const int a_row = warp * 16 + (ld_j % 2) * 8 + ld_row;
-  const int k_row = (ld_j / 2) * 8 + ld_row;
-  const int v_row = (ld_j % 2) * 8 + ld_row;
-  const unsigned q_addr = smem_addr(q_tile);
-  const unsigned q_lo_addr = smem_addr(q_lo);
+  const unsigned q_base = smem_addr(q_tile) + 2 * (warp * G::kRowsWarp + (ld_j % 2) * 8 + ld_row) * D;
+  const unsigned q_lo_base = smem_addr(q_lo) + 2 * (warp * G::kRowsWarp + (ld_j % 2) * 8 + ld_row) * D;
+  const unsigned k_base = smem_addr(k_tiles) + 2 * ((ld_j / 2) * 8 + ld_row) * D;
+  const unsigned k_lo_base = smem_addr(k_lo_tiles) + 2 * ((ld_j / 2) * 8 + ld_row) * D;
+  const unsigned v_base = smem_addr(v_tiles) + 2 * ((ld_j % 2) * 8 + ld_row) * D;
+  const int q_sw = ((ld_j / 2) ^ ld_row) & 7;
+  const int k_sw = ((ld_j % 2) ^ ld_row) & 7;
+  const int v_sw = ((ld_j / 2) ^ ld_row) & 7;
+  /// Byte offset of swizzled unit 2x + j within a row (sw from the lane's j and row).
+  auto unit_bytes = [](int x, int sw) { return 16 * ((2 * x) ^ sw); };
 
-  unsigned qf[kQRegs ? G::kKSteps : 1][4];
+  unsigned qf[kQRegs ? kM : 1][kQRegs ? G::kKSteps : 1][4];
   if constexpr (kQRegs) {
 #pragma unroll
-    for (int ks = 0; ks < G::kKSteps; ++ks)
-      ldmatrix_x4(qf[ks], q_addr + 2 * swz<D>(a_row, (2 * ks + ld_j / 2) * kVecElems));
+    for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+      for (int ks = 0; ks < G::kKSteps; ++ks)
+        ldmatrix_x4(qf[mt][ks], q_base + mt * 32 * D + unit_bytes(ks, q_sw));
   }
 
-  // ---- This thread's rows (qr and qr + 8 of the warp's slab) and the warp's position range.
-  const int w_r0 = r0 + warp * 16;
+  // ---- This thread's rows (qr and qr + 8 of each m16 tile of the warp's slab) and the warp's position range.
+  const int w_r0 = r0 + warp * G::kRowsWarp;
   const bool warp_active = w_r0 < rows_total;
-  const bool warp_full = w_r0 + 16 <= rows_total;
+  const bool warp_full = w_r0 + G::kRowsWarp <= rows_total;
   const int w_pos_min = w_r0 / group + delta;
-  const int w_pos_max = (min(w_r0 + 16, rows_total) - 1) / group + delta;
-  int row_i[2], row_pos[2];
-  bool row_ok[2];
+  const int w_pos_max = (min(w_r0 + G::kRowsWarp, rows_total) - 1) / group + delta;
+  // Keys row (mt, rr) may see by causality, window and length: [row_lo, row_hi) (empty for rows past the request).
+  int row_lo[kM][2], row_hi[kM][2];
 #pragma unroll
-  for (int rr = 0; rr < 2; ++rr) {
-    const int r = w_r0 + qr + 8 * rr;
-    row_ok[rr] = r < rows_total;
-    row_i[rr] = row_ok[rr] ? r / group : 0;
-    row_pos[rr] = row_i[rr] + delta;
-  }
+  for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      const int r = w_r0 + 16 * mt + qr + 8 * rr;
+      const int pos = r / group + delta;
+      const bool ok = r < rows_total;
+      row_hi[mt][rr] = !ok ? 0 : causal ? min(kv_len, pos + 1) : kv_len;
+      row_lo[mt][rr] = wl >= 0 ? max(0, pos - wl) : 0;
+    }
   const uint8_t* const mask_bits =
       custom ? p.mask.bits + (p.mask.indptr == nullptr ? 0 : __ldg(p.mask.indptr + b)) : nullptr;
 
   const LogitsTransform<kSoftCap> transform(p.variant);
   const float dot_scale = LogitsTransform<kSoftCap>::query_scale(p.variant);
 
-  float o[G::kOTiles][4];
+  float o[kM][G::kOTiles][4];
 #pragma unroll
-  for (int n = 0; n < G::kOTiles; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
-  float m[2] = {neg_inf(), neg_inf()};
-  float d[2] = {0.f, 0.f};  // this thread's columns; summed over the quad at the end
+  for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+    for (int n = 0; n < G::kOTiles; ++n) o[mt][n][0] = o[mt][n][1] = o[mt][n][2] = o[mt][n][3] = 0.f;
+  float m[kM][2], d[kM][2];  // d: this thread's columns; summed over the quad at the end
+#pragma unroll
+  for (int mt = 0; mt < kM; ++mt) m[mt][0] = m[mt][1] = neg_inf(), d[mt][0] = d[mt][1] = 0.f;
 
   for (int t = 0; t < num_tiles; ++t) {
     const int buf = t & 1;
@@ -365,141 +401,182 @@ __global__ void __launch_bounds__(kThreads, Geometry<D>::kMinBlocks)
     const bool need_mask = custom || !warp_full || kv0 + N > kv_len || (causal && kv0 + N - 1 > w_pos_min) ||
                            (wl >= 0 && kv0 < w_pos_max - wl);
 
-    // ---- S = Q . K^T
-    const unsigned k_addr = smem_addr(k_tile);
-    const unsigned k_lo_addr = smem_addr(k_lo);
-    float s[G::kSTiles][4];
+    // ---- S = Q . K^T; each K fragment feeds the kM row tiles.
+    const unsigned k_addr = k_base + buf * (2 * N * D);
+    const unsigned k_lo_addr = k_lo_base + buf * (2 * N * D);
+    float s[kM][G::kSTiles][4];
 #pragma unroll
-    for (int n = 0; n < G::kSTiles; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+    for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+      for (int n = 0; n < G::kSTiles; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
 #pragma unroll
     for (int ks = 0; ks < G::kKSteps; ++ks) {
-      unsigned a[4];
-      if constexpr (kQRegs) {
+      unsigned a[kM][4];
 #pragma unroll
-        for (int x = 0; x < 4; ++x) a[x] = qf[ks][x];
-      } else {
-        ldmatrix_x4(a, q_addr + 2 * swz<D>(a_row, (2 * ks + ld_j / 2) * kVecElems));
+      for (int mt = 0; mt < kM; ++mt) {
+        if constexpr (kQRegs) {
+#pragma unroll
+          for (int x = 0; x < 4; ++x) a[mt][x] = qf[mt][ks][x];
+        } else {
+          ldmatrix_x4(a[mt], q_base + mt * 32 * D + unit_bytes(ks, q_sw));
+        }
       }
-      unsigned a_lo[4];
-      if constexpr (kRope) ldmatrix_x4(a_lo, q_lo_addr + 2 * swz<D>(a_row, (2 * ks + ld_j / 2) * kVecElems));
+      unsigned a_lo[kM][4];
+      if constexpr (kRope) {
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt)
+          ldmatrix_x4(a_lo[mt], q_lo_base + mt * 32 * D + unit_bytes(ks, q_sw));
+      }
 #pragma unroll
       for (int np = 0; np < G::kSTiles / 2; ++np) {
-        const int off = swz<D>(np * 16 + k_row, (2 * ks + ld_j % 2) * kVecElems);
+        const unsigned off = np * 32 * D + unit_bytes(ks, k_sw);
         unsigned bf[4];
-        ldmatrix_x4(bf, k_addr + 2 * off);
-        Mma<T>::mma(s[2 * np], a, bf[0], bf[1]);
-        Mma<T>::mma(s[2 * np + 1], a, bf[2], bf[3]);
+        ldmatrix_x4(bf, k_addr + off);
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt) {
+          Mma<T>::mma(s[mt][2 * np], a[mt], bf[0], bf[1]);
+          Mma<T>::mma(s[mt][2 * np + 1], a[mt], bf[2], bf[3]);
+        }
         if constexpr (kRope) {
           unsigned bl[4];
-          ldmatrix_x4(bl, k_lo_addr + 2 * off);
-          Mma<T>::mma(s[2 * np], a_lo, bf[0], bf[1]);
-          Mma<T>::mma(s[2 * np + 1], a_lo, bf[2], bf[3]);
-          Mma<T>::mma(s[2 * np], a, bl[0], bl[1]);
-          Mma<T>::mma(s[2 * np + 1], a, bl[2], bl[3]);
+          ldmatrix_x4(bl, k_lo_addr + off);
+#pragma unroll
+          for (int mt = 0; mt < kM; ++mt) {
+            Mma<T>::mma(s[mt][2 * np], a_lo[mt], bf[0], bf[1]);
+            Mma<T>::mma(s[mt][2 * np + 1], a_lo[mt], bf[2], bf[3]);
+            Mma<T>::mma(s[mt][2 * np], a[mt], bl[0], bl[1]);
+            Mma<T>::mma(s[mt][2 * np + 1], a[mt], bl[2], bl[3]);
+          }
         }
       }
     }
 
-    // ---- Logits (log2 domain) and mask; s[n][e] is row qr + 8 * (e / 2), key kv0 + 8n + 2qc + e % 2.
+    // ---- Logits and mask; s[mt][n][e] is row 16mt + qr + 8 * (e / 2), key kv0 + 8n + 2qc + e % 2. Without a soft
+    // cap s stays the raw dot product and the log2-domain logit s * dot_scale is formed inside the exponent's FMA;
+    // with one, s becomes the capped log2-domain logit (sc = 1).
+    constexpr bool kRawLogits = !kSoftCap;
+    const float sc = kRawLogits ? dot_scale : 1.f;
+    if constexpr (!kRawLogits) {
 #pragma unroll
-    for (int n = 0; n < G::kSTiles; ++n)
+      for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) s[n][e] = transform.logit(s[n][e] * dot_scale);
+        for (int n = 0; n < G::kSTiles; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[mt][n][e] = transform.logit(s[mt][n][e] * dot_scale);
+    }
     if (need_mask) {
+#pragma unroll
+      for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+        for (int n = 0; n < G::kSTiles; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int j = kv0 + 8 * n + 2 * qc + (e & 1);
+            const int rr = e / 2;
+            bool ok = j >= row_lo[mt][rr] && j < row_hi[mt][rr];
+            if (custom && ok) {
+              const int64_t row_i = (w_r0 + 16 * mt + qr + 8 * rr) / group;
+              const int64_t bit = row_i * kv_len + j;
+              ok = (__ldg(mask_bits + (bit >> 3)) >> (bit & 7)) & 1;
+            }
+            if (!ok) s[mt][n][e] = neg_inf();
+          }
+    }
+
+    // ---- Online softmax (m in the log2 domain). O is rescaled only when some row of the m16 tile raised its
+    // maximum (warp vote): after the first tiles most do not, and the rescale is 4 * kOTiles multiplies per thread.
+#pragma unroll
+    for (int mt = 0; mt < kM; ++mt) {
+      float scale[2], base[2];
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr) {
+        float mx = neg_inf();
+#pragma unroll
+        for (int n = 0; n < G::kSTiles; ++n) mx = fmaxf(mx, fmaxf(s[mt][n][2 * rr], s[mt][n][2 * rr + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(m[mt][rr], mx * sc);
+        base[rr] = m_new == neg_inf() ? 0.f : m_new;  // all masked so far: exp2(-inf - 0) = 0, never NaN
+        scale[rr] = fast_exp2(m[mt][rr] - base[rr]);
+        m[mt][rr] = m_new;
+      }
+      float psum[2] = {0.f, 0.f};
 #pragma unroll
       for (int n = 0; n < G::kSTiles; ++n)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const int j = kv0 + 8 * n + 2 * qc + (e & 1);
-          const int rr = e / 2;
-          bool ok = row_ok[rr] && j < kv_len;
-          if (causal) ok = ok && j <= row_pos[rr];
-          if (wl >= 0) ok = ok && j >= row_pos[rr] - wl;
-          if (custom && ok) {
-            const int64_t bit = static_cast<int64_t>(row_i[rr]) * kv_len + j;
-            ok = (__ldg(mask_bits + (bit >> 3)) >> (bit & 7)) & 1;
-          }
-          if (!ok) s[n][e] = neg_inf();
+          s[mt][n][e] = fast_exp2(fmaf(s[mt][n][e], sc, -base[e / 2]));
+          psum[e / 2] += s[mt][n][e];
         }
-    }
-
-    // ---- Online softmax.
-    float scale[2], base[2];
 #pragma unroll
-    for (int rr = 0; rr < 2; ++rr) {
-      float mx = neg_inf();
+      for (int rr = 0; rr < 2; ++rr) d[mt][rr] = d[mt][rr] * scale[rr] + psum[rr];
+      if (__any_sync(0xffffffffu, scale[0] != 1.f || scale[1] != 1.f)) {
 #pragma unroll
-      for (int n = 0; n < G::kSTiles; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * rr], s[n][2 * rr + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m[rr], mx);
-      base[rr] = m_new == neg_inf() ? 0.f : m_new;  // all masked so far: exp2(-inf - 0) = 0, never NaN
-      scale[rr] = exp2f(m[rr] - base[rr]);
-      m[rr] = m_new;
-    }
-    float psum[2] = {0.f, 0.f};
-#pragma unroll
-    for (int n = 0; n < G::kSTiles; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[n][e] = exp2f(s[n][e] - base[e / 2]);
-        psum[e / 2] += s[n][e];
+        for (int n = 0; n < G::kOTiles; ++n) {
+          o[mt][n][0] *= scale[0];
+          o[mt][n][1] *= scale[0];
+          o[mt][n][2] *= scale[1];
+          o[mt][n][3] *= scale[1];
+        }
       }
-#pragma unroll
-    for (int rr = 0; rr < 2; ++rr) d[rr] = d[rr] * scale[rr] + psum[rr];
-#pragma unroll
-    for (int n = 0; n < G::kOTiles; ++n) {
-      o[n][0] *= scale[0];
-      o[n][1] *= scale[0];
-      o[n][2] *= scale[1];
-      o[n][3] *= scale[1];
     }
 
-    // ---- O += P . V
-    const unsigned v_addr = smem_addr(v_tiles + buf * N * D);
+    // ---- O += P . V; each V fragment feeds the kM row tiles.
+    const unsigned v_addr = v_base + buf * (2 * N * D);
 #pragma unroll
     for (int kk = 0; kk < G::kPSteps; ++kk) {
-      unsigned pa[4];
-      float r0f, r1f;
-      pa[0] = Mma<T>::pack(s[2 * kk][0], s[2 * kk][1], r0f, r1f);
-      pa[1] = Mma<T>::pack(s[2 * kk][2], s[2 * kk][3], r0f, r1f);
-      pa[2] = Mma<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1], r0f, r1f);
-      pa[3] = Mma<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3], r0f, r1f);
+      unsigned pa[kM][4];
+#pragma unroll
+      for (int mt = 0; mt < kM; ++mt) {
+        float r0f, r1f;
+        pa[mt][0] = Mma<T>::pack(s[mt][2 * kk][0], s[mt][2 * kk][1], r0f, r1f);
+        pa[mt][1] = Mma<T>::pack(s[mt][2 * kk][2], s[mt][2 * kk][3], r0f, r1f);
+        pa[mt][2] = Mma<T>::pack(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1], r0f, r1f);
+        pa[mt][3] = Mma<T>::pack(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3], r0f, r1f);
+      }
 #pragma unroll
       for (int np = 0; np < G::kOTiles / 2; ++np) {
         unsigned bv[4];
-        ldmatrix_x4_trans(bv, v_addr + 2 * swz<D>(kk * 16 + v_row, (2 * np + ld_j / 2) * kVecElems));
-        Mma<T>::mma(o[2 * np], pa, bv[0], bv[1]);
-        Mma<T>::mma(o[2 * np + 1], pa, bv[2], bv[3]);
+        ldmatrix_x4_trans(bv, v_addr + kk * 32 * D + unit_bytes(np, v_sw));
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt) {
+          Mma<T>::mma(o[mt][2 * np], pa[mt], bv[0], bv[1]);
+          Mma<T>::mma(o[mt][2 * np + 1], pa[mt], bv[2], bv[3]);
+        }
       }
     }
   }
   cp_async_wait<0>();
 
-  // ---- Epilogue: normalise and write this thread's two rows (rows that saw nothing: 0 and -inf).
+  // ---- Epilogue: normalise and write this thread's rows (rows that saw nothing: 0 and -inf).
   if (!warp_active) return;
 #pragma unroll
-  for (int rr = 0; rr < 2; ++rr) {
-    d[rr] += __shfl_xor_sync(0xffffffffu, d[rr], 1);
-    d[rr] += __shfl_xor_sync(0xffffffffu, d[rr], 2);
-  }
+  for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
-  for (int rr = 0; rr < 2; ++rr) {
-    if (!row_ok[rr]) continue;
-    const int r = w_r0 + qr + 8 * rr;
-    const int h = kv_head * group + (r - row_i[rr] * group);
-    const int64_t row = static_cast<int64_t>(q_start + row_i[rr]);
-    const float inv = d[rr] > 0.f ? 1.f / d[rr] : 0.f;
-    T* const dst = static_cast<T*>(p.o) + row * p.o_stride_n + static_cast<int64_t>(h) * p.o_stride_h;
-#pragma unroll
-    for (int n = 0; n < G::kOTiles; ++n) {
-      float u0, u1;
-      const unsigned w = Mma<T>::pack(o[n][2 * rr] * inv, o[n][2 * rr + 1] * inv, u0, u1);
-      *reinterpret_cast<unsigned*>(dst + 8 * n + 2 * qc) = w;
+    for (int rr = 0; rr < 2; ++rr) {
+      d[mt][rr] += __shfl_xor_sync(0xffffffffu, d[mt][rr], 1);
+      d[mt][rr] += __shfl_xor_sync(0xffffffffu, d[mt][rr], 2);
     }
-    if (p.lse != nullptr && qc == 0)
-      p.lse[row * p.num_qo_heads + h] = d[rr] > 0.f ? m[rr] + log2f(d[rr]) : neg_inf();
-  }
+#pragma unroll
+  for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      const int r = w_r0 + 16 * mt + qr + 8 * rr;
+      if (r >= rows_total) continue;
+      const int row_i = r / group;
+      const int h = kv_head * group + (r - row_i * group);
+      const int64_t row = static_cast<int64_t>(q_start + row_i);
+      const float inv = d[mt][rr] > 0.f ? 1.f / d[mt][rr] : 0.f;
+      T* const dst = static_cast<T*>(p.o) + row * p.o_stride_n + static_cast<int64_t>(h) * p.o_stride_h;
+#pragma unroll
+      for (int n = 0; n < G::kOTiles; ++n) {
+        float u0, u1;
+        const unsigned w = Mma<T>::pack(o[mt][n][2 * rr] * inv, o[mt][n][2 * rr + 1] * inv, u0, u1);
+        *reinterpret_cast<unsigned*>(dst + 8 * n + 2 * qc) = w;
+      }
+      if (p.lse != nullptr && qc == 0)
+        p.lse[row * p.num_qo_heads + h] = d[mt][rr] > 0.f ? m[mt][rr] + log2f(d[mt][rr]) : neg_inf();
+    }
 }
 
 }  // namespace prefill
