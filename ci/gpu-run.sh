@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Everything the GPU machine runs for one submission, in one call (the device tool's machine has no Java: the
 # bundle brings a runtime). Carry target/gpu-bundle.tar.gz and benchmarks/target/benchmarks.jar.
-#   ci/gpu-run.sh [tests] [memcheck] [racecheck] [harness] [prefill-harness] [demo] [bench] [variants] [compat] [jmh]   (default: tests harness demo)
+#   ci/gpu-run.sh [tests] [memcheck] [racecheck] [harness] [prefill-harness] [demo] [bench] [variants] [compat] [jmh] [jit] [jit-smoke]   (default: tests harness demo)
 # Results come back in $OUT (or ./gpu-out), few files as the device tool allows: logs.tgz (every log and output),
-# decode.json, peers.json and decode_table.md when the bench step ran.
+# decode.json, peers.json and decode_table.md when the bench step ran, jit.txt when the jit step ran.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="${OUT:-$root/gpu-out}"
@@ -67,9 +67,33 @@ for step in "${steps[@]}"; do
     jmh)
       "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" jmh -f 1 -wi 3 -i 5 -w 1 -r 1 -p device=cuda \
         -jvmArgsAppend "-Dorg.bytedeco.javacpp.cachedir=$work/jc" HostOverhead 2>&1 | tee "$out/jmh.txt" | tail -6 ;;
+    jit)
+      # Run-time compilation across processes: per head dim, a cold process compiles into a fresh cache directory,
+      # a second process must find the cubin there without compiling. Targets: cold compile < 10 s, cached first
+      # use (load from disk + first call) < 50 ms.
+      jdir="$work/jit-cache"; rm -rf "$jdir"
+      for d in 96 192; do
+        for pass in cold cached; do
+          "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" jit-probe --cache-dir "$jdir" --head-dim $d \
+            > "$work/jit-$d-$pass.txt" 2>&1 || status=1
+          line=$(grep "^jit-probe:" "$work/jit-$d-$pass.txt" || tail -3 "$work/jit-$d-$pass.txt")
+          echo "$pass $line" >> "$out/jit.txt"
+          if [[ $pass == cached && $line != *"compiled=false source=DISK_CACHE"* ]]; then
+            echo "FAIL: the second process did not find head_dim $d in the cache" >> "$out/jit.txt"; status=1
+          fi
+        done
+      done
+      cat "$out/jit.txt" ;;
+    jit-smoke)
+      # The C API alone (no Java): build the library with the smoke program and run it.
+      cmake -S "$root" -B "$work/build" -DFI4J_BUILD_JIT_SMOKE=ON -DFI4J_BUILD_TESTS=OFF \
+        -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc > "$out/jit-smoke-build.txt" 2>&1 &&
+      cmake --build "$work/build" -j "$(nproc)" --target fi4j_jit_smoke >> "$out/jit-smoke-build.txt" 2>&1 &&
+      "$work/build/fi4j_jit_smoke" "$work/jit-smoke-cache" > "$out/jit-smoke.txt" 2>&1 || status=1
+      tail -3 "$out/jit-smoke-build.txt"; grep -E "^FAIL|^prepare" "$out/jit-smoke.txt"; tail -1 "$out/jit-smoke.txt" ;;
     *) echo "unknown step $step"; status=2 ;;
   esac
 done
 tar czf "$dest/logs.tgz" -C "$work" out
-for f in decode.json peers.json decode_table.md decode_variants.md; do [[ -f "$out/$f" ]] && cp "$out/$f" "$dest/"; done
+for f in decode.json peers.json decode_table.md decode_variants.md jit.txt; do [[ -f "$out/$f" ]] && cp "$out/$f" "$dest/"; done
 exit $status

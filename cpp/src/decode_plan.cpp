@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "decode_route.h"
 #include "flashinfer4j/flashinfer4j.h"
 #include "status.h"
 
@@ -54,6 +55,10 @@ DecodePlanResult plan_decode(const DecodePlanInput& in) {
   require(in.path >= FI4J_PATH_AUTO && in.path <= FI4J_PATH_TENSOR_CORES, "path", "AUTO, CUDA_CORES or TENSOR_CORES",
           in.path);
   require(in.graph_slots >= 0, "graph_slots", ">= 0", in.graph_slots);
+  if (in.num_sms > 0 && in.path == FI4J_PATH_TENSOR_CORES && !decode_head_dim_aot(in.head_dim))
+    throw Error(FI4J_ERR_UNSUPPORTED, "head_dim " + std::to_string(in.head_dim) +
+                                          " has no tensor-core decode kernel (tensor cores: 64, 128, 256); plan with "
+                                          "path AUTO or CUDA_CORES");
   if (in.batch_size > 0 && (!in.kv_indptr || !in.kv_last_page_len))
     fail_arg("kv_indptr_host / kv_last_page_len_host", "non-null", "null");
 
@@ -79,7 +84,10 @@ DecodePlanResult plan_decode(const DecodePlanInput& in) {
   DecodePlanResult r;
   const int group = in.num_qo_heads / in.num_kv_heads;
   const bool tc_default = group >= kTensorCoreMinGroup || in.compute_capability >= kTensorCoreAllGroupsFromCc;
-  r.path = in.path == FI4J_PATH_AUTO ? (tc_default ? FI4J_PATH_TENSOR_CORES : FI4J_PATH_CUDA_CORES) : in.path;
+  // The tensor-core kernel exists for the ahead-of-time head dims only; run-time compiled head dims use CUDA cores.
+  const bool tc_available = decode_head_dim_aot(in.head_dim);
+  r.path = in.path == FI4J_PATH_AUTO ? (tc_default && tc_available ? FI4J_PATH_TENSOR_CORES : FI4J_PATH_CUDA_CORES)
+                                     : in.path;
   const bool cpu = in.num_sms == 0;
   if (cpu) {
     if (in.graph_slots > 0) throw Error(FI4J_ERR_UNSUPPORTED, "CUDA-graph mode needs a CUDA device, got the CPU backend");

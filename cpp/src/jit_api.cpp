@@ -2,8 +2,11 @@
 #include <cstring>
 #include <string>
 
+#include "checks.h"
+#include "decode_route.h"
 #include "flashinfer4j/flashinfer4j.h"
 #include "jit_cache.h"
+#include "jit_decode.h"
 #include "nvrtc_loader.h"
 #include "status.h"
 
@@ -11,6 +14,56 @@ using namespace fi4j;
 
 namespace {
 thread_local std::string g_dir_text;
+
+/// Validates a kernel config and returns its route (throws UNSUPPORTED with the reason).
+DecodeRoute config_route(int device, const fi4j_kernel_config* c) {
+  if (c == nullptr) fail_arg("config", "non-null", "null");
+  if (c->op != FI4J_OP_DECODE) fail_arg("config.op", "DECODE (0)", c->op);
+  require(c->head_dim >= 1, "config.head_dim", ">= 1", c->head_dim);
+  require(c->soft_cap == 0 || c->soft_cap == 1, "config.soft_cap", "0 or 1", c->soft_cap);
+  if (c->pos_encoding != FI4J_POS_NONE && c->pos_encoding != FI4J_POS_ROPE_LLAMA)
+    fail_arg("config.pos_encoding", "NONE (0) or ROPE_LLAMA (1)", c->pos_encoding);
+  require(c->path >= FI4J_PATH_AUTO && c->path <= FI4J_PATH_TENSOR_CORES, "config.path",
+          "AUTO (-1), CUDA_CORES (0) or TENSOR_CORES (1)", c->path);
+  check_device(device);
+  check_attention_config(device, c->dtype, c->head_dim, 1, 1);
+  return require_decode_route(!is_cpu(device), c->head_dim, c->path);
+}
+
+int32_t route_code(DecodeRoute r) {
+  return r == DecodeRoute::Jit ? FI4J_ROUTE_JIT : r == DecodeRoute::Aot ? FI4J_ROUTE_AOT : FI4J_ROUTE_CPU;
+}
+}  // namespace
+
+FI4J_API int fi4j_kernel_supported(int device, const fi4j_kernel_config* config, int32_t* route) {
+  return guarded([&] {
+    if (route == nullptr) fail_arg("route", "non-null", "null");
+    *route = route_code(config_route(device, config));
+  });
+}
+
+FI4J_API int fi4j_kernel_prepare(int device, const fi4j_kernel_config* config, fi4j_kernel_prepare_info* info) {
+  return guarded([&] {
+    const DecodeRoute route = config_route(device, config);
+    fi4j_kernel_prepare_info out{};
+    out.route = route_code(route);
+    if (route == DecodeRoute::Jit) {
+      jit::DecodeKernelSpec spec;
+      spec.dtype = config->dtype;
+      spec.head_dim = config->head_dim;
+      spec.soft_cap = config->soft_cap != 0;
+      spec.rope = config->pos_encoding == FI4J_POS_ROPE_LLAMA;
+      const jit::PrepareInfo p = jit::prepare_decode(spec, device);
+      out.origin = p.origin == jit::KernelCache::Origin::Compiled ? FI4J_JIT_COMPILED
+                   : p.origin == jit::KernelCache::Origin::Disk   ? FI4J_JIT_DISK
+                                                                   : FI4J_JIT_MEMORY;
+      out.loaded = p.loaded ? 1 : 0;
+      out.compile_ms = p.compile_ms;
+      out.total_ms = p.total_ms;
+      std::strncpy(out.key, p.key.c_str(), sizeof(out.key) - 1);
+    }
+    if (info != nullptr) *info = out;
+  });
 }
 
 FI4J_API int fi4j_jit_available(int* available) {

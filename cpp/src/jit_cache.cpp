@@ -289,7 +289,8 @@ int64_t DiskCache::clear() const {
 }
 
 std::shared_ptr<const Bytes> KernelCache::get_or_compile(const std::string& key,
-                                                         const std::function<Bytes()>& compile) {
+                                                         const std::function<Bytes()>& compile, Origin* origin) {
+  if (origin != nullptr) *origin = Origin::Memory;
   if (!is_safe_key(key)) fail_arg("cache key", "[A-Za-z0-9._-]+ not starting with '.' or '-'", "\"" + key + "\"");
   std::promise<std::shared_ptr<const Bytes>> promise;
   Entry entry;
@@ -309,8 +310,11 @@ std::shared_ptr<const Bytes> KernelCache::get_or_compile(const std::string& key,
     try {
       DiskCache disk(dir_fn_());
       auto bytes = std::make_shared<Bytes>();
-      if (!disk.load(key, bytes.get())) {
+      if (disk.load(key, bytes.get())) {
+        if (origin != nullptr) *origin = Origin::Disk;
+      } else {
         *bytes = compile();
+        if (origin != nullptr) *origin = Origin::Compiled;
         try {
           disk.store(key, *bytes);
         } catch (const std::exception& e) {

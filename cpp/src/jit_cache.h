@@ -89,7 +89,12 @@ class KernelCache {
   /// dir_fn gives the disk directory at each miss (so that the process-wide setting can change).
   explicit KernelCache(std::function<std::string()> dir_fn) : dir_fn_(std::move(dir_fn)) {}
 
-  std::shared_ptr<const Bytes> get_or_compile(const std::string& key, const std::function<Bytes()>& compile);
+  /// Where get_or_compile found the bytes: this process's memory (including a compile another thread finished
+  /// while this one waited), the disk cache, or a compile run by this call.
+  enum class Origin { Memory, Disk, Compiled };
+
+  std::shared_ptr<const Bytes> get_or_compile(const std::string& key, const std::function<Bytes()>& compile,
+                                              Origin* origin = nullptr);
   /// Drops the in-memory entries (finished ones; compiles in flight finish).
   void forget();
   std::string last_store_error() const;

@@ -11,21 +11,26 @@
 #include "fi4j/launch.h"
 #include "fi4j/params.h"
 #include "checks.h"
+#include "decode_route.h"
+#include "jit_decode.h"
 #include "status.h"
 
 using namespace fi4j;
 
 namespace {
 
-bool cuda_head_dim_supported(int head_dim) { return head_dim == 64 || head_dim == 128 || head_dim == 256; }
+/// Head dims the CUDA append kernel copies (a plain 16-byte copy: the AOT set and every JIT decode head dim, no
+/// compiler needed).
+bool cuda_append_head_dim_supported(int head_dim) {
+  return decode_head_dim_aot(head_dim) || decode_head_dim_jit(head_dim);
+}
 
-/// Throws UNSUPPORTED naming the part of a decode configuration this build cannot run on the device.
-void check_decode_supported(int device, int dtype, int head_dim, int num_qo_heads, int num_kv_heads) {
+/// Throws UNSUPPORTED naming the part of a decode configuration this build cannot run on the device; returns the
+/// route that runs it (decode_route.h: CPU reference, ahead-of-time kernel or run-time compiled kernel).
+DecodeRoute check_decode_supported(int device, int dtype, int head_dim, int num_qo_heads, int num_kv_heads,
+                                   int path) {
   check_attention_config(device, dtype, head_dim, num_qo_heads, num_kv_heads);
-  if (!is_cpu(device) && !cuda_head_dim_supported(head_dim)) {
-    throw Error(FI4J_ERR_UNSUPPORTED, "head_dim " + std::to_string(head_dim) +
-                                          " is not supported by the CUDA backend (supported: 64, 128, 256)");
-  }
+  return require_decode_route(!is_cpu(device), head_dim, path);
 }
 
 /// Checks the contents of host index arrays: monotone indptr within the indices, page ids in range,
@@ -85,7 +90,7 @@ FI4J_API int fi4j_decode_supported(int device, int32_t dtype, int32_t head_dim, 
                                    int32_t num_kv_heads) {
   return guarded([&] {
     check_device(device);
-    check_decode_supported(device, dtype, head_dim, num_qo_heads, num_kv_heads);
+    check_decode_supported(device, dtype, head_dim, num_qo_heads, num_kv_heads, FI4J_PATH_AUTO);
   });
 }
 
@@ -94,7 +99,10 @@ FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* a, void* stre
     if (!a) fail_arg("args", "non-null", "null");
     check_device(device);
     const bool cuda = !is_cpu(device);
-    check_decode_supported(device, a->dtype, a->kv.head_dim, a->num_qo_heads, a->kv.num_kv_heads);
+    require(a->path == FI4J_PATH_CUDA_CORES || a->path == FI4J_PATH_TENSOR_CORES, "path",
+            "CUDA_CORES (0) or TENSOR_CORES (1) (a planned path)", a->path);
+    const DecodeRoute route =
+        check_decode_supported(device, a->dtype, a->kv.head_dim, a->num_qo_heads, a->kv.num_kv_heads, a->path);
     DecodeParams p{};
     p.dtype = static_cast<DType>(a->dtype);
     p.kv = make_paged_kv(device, a->kv, a->dtype);
@@ -133,8 +141,6 @@ FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* a, void* stre
     p.o_stride_h = a->o_stride_h;
     p.lse = static_cast<float*>(a->lse);
     p.variant = make_variant(a->options, a->kv.head_dim);
-    require(a->path == FI4J_PATH_CUDA_CORES || a->path == FI4J_PATH_TENSOR_CORES, "path",
-            "CUDA_CORES (0) or TENSOR_CORES (1) (a planned path)", a->path);
     require(a->num_work >= 0, "num_work", ">= 0", a->num_work);
     p.path = static_cast<DecodePath>(a->path);
     if (a->num_work > 0 && cuda) {
@@ -159,7 +165,12 @@ FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* a, void* stre
       return;
     }
     cudaGetLastError();  // a stale error left by another library must not be reported as ours
-    check_cuda_launch(launch_batch_decode(p, static_cast<cudaStream_t>(stream)), "batch decode launch");
+    if (route == DecodeRoute::Jit) {
+      check_cuda_launch(jit::launch_batch_decode_jit(p, static_cast<cudaStream_t>(stream)),
+                        "batch decode launch (run-time compiled)");
+    } else {
+      check_cuda_launch(launch_batch_decode(p, static_cast<cudaStream_t>(stream)), "batch decode launch");
+    }
   });
 }
 
@@ -222,9 +233,10 @@ FI4J_API int fi4j_append_paged_kv(int device, const fi4j_append_args* a, void* s
     if (dtype_size(dtype) != 2)
       throw Error(FI4J_ERR_UNSUPPORTED, std::string("append of dtype ") + dtype_name(dtype) +
                                             " is not supported (supported: F16, BF16)");
-    if (cuda && !cuda_head_dim_supported(a->kv.head_dim))
+    if (cuda && !cuda_append_head_dim_supported(a->kv.head_dim))
       throw Error(FI4J_ERR_UNSUPPORTED, "head_dim " + std::to_string(a->kv.head_dim) +
-                                            " is not supported by the CUDA backend (supported: 64, 128, 256)");
+                                            " is not supported by the CUDA append (64, 128, 256 and the other "
+                                            "multiples of 16 from 16 to 256)");
     require(a->kv.head_dim >= 1, "kv.head_dim", ">= 1", a->kv.head_dim);
     AppendParams p{};
     p.dtype = static_cast<DType>(dtype);

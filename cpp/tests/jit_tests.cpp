@@ -16,8 +16,15 @@
 #include <thread>
 #include <vector>
 
+#include <set>
+#include <sys/wait.h>
+
+#include "decode_route.h"
+#include "fi4j/decode_geometry.h"
 #include "flashinfer4j/flashinfer4j.h"
 #include "jit_cache.h"
+#include "jit_decode_source.h"
+#include "jit_headers.h"
 #include "nvrtc_loader.h"
 #include "status.h"
 
@@ -401,6 +408,177 @@ static void test_nvrtc_absent(const std::string& root) {
   CHECK(fi4j_jit_available(nullptr) == FI4J_ERR_INVALID_ARGUMENT);
 }
 
+// Which kernel serves a decode configuration, and the messages when none does.
+static void test_routing() {
+  using fi4j::DecodeRoute;
+  using fi4j::route_decode;
+  const std::string missing = std::string(kNvrtcMissing) + " (tried libnvrtc.so.13)";
+  for (int d : {64, 128, 256}) {
+    CHECK(route_decode(true, d, FI4J_PATH_AUTO, "").route == DecodeRoute::Aot);
+    CHECK(route_decode(true, d, FI4J_PATH_TENSOR_CORES, missing).route == DecodeRoute::Aot);  // no NVRTC needed
+    CHECK(fi4j::decode_head_dim_aot(d) && !fi4j::decode_head_dim_jit(d));
+  }
+  for (int d : {16, 32, 48, 80, 96, 112, 160, 192, 240}) {
+    CHECK(fi4j::decode_head_dim_jit(d));
+    CHECK(route_decode(true, d, FI4J_PATH_AUTO, "").route == DecodeRoute::Jit);
+    CHECK(route_decode(true, d, FI4J_PATH_CUDA_CORES, "").route == DecodeRoute::Jit);
+    const auto tc = route_decode(true, d, FI4J_PATH_TENSOR_CORES, "");
+    CHECK(tc.route == DecodeRoute::Unsupported && contains(tc.reason, "tensor-core"));
+    const auto absent = route_decode(true, d, FI4J_PATH_AUTO, missing);
+    CHECK(absent.route == DecodeRoute::Unsupported);
+    // Names the head dim and what to install.
+    CHECK(contains(absent.reason, "head_dim " + std::to_string(d)));
+    CHECK(contains(absent.reason, "NVRTC") && contains(absent.reason, "install") &&
+          contains(absent.reason, "cuda-nvrtc"));
+  }
+  for (int d : {0, 8, 24, 72, 100, 264, 272, 512}) {
+    CHECK(!fi4j::decode_head_dim_jit(d) && !fi4j::decode_head_dim_aot(d));
+    const auto r = route_decode(true, d, FI4J_PATH_AUTO, "");
+    CHECK(r.route == DecodeRoute::Unsupported);
+    CHECK(contains(r.reason, "head_dim " + std::to_string(d)) && contains(r.reason, "multiples of 16"));
+  }
+  // The CPU reference runs any head dim (its own check limits it to even 2..1024).
+  for (int d : {2, 64, 72, 96, 1024}) CHECK(route_decode(false, d, FI4J_PATH_AUTO, missing).route == DecodeRoute::Cpu);
+}
+
+// Geometry of the CUDA-core kernel: the AOT head dims keep their tiles; every JIT head dim gets a consistent split.
+static void test_geometry() {
+  using namespace fi4j::decode;
+  CHECK(tile_tokens(64) == 64 && tile_tokens(128) == 32 && tile_tokens(256) == 16);
+  CHECK(tile_bytes(64) == 16384 && tile_bytes(128) == 16384 && tile_bytes(256) == 16384);
+  CHECK(lanes_per_row(96) == 16 && lanes_per_row(192) == 32 && lanes_per_row(80) == 16 && lanes_per_row(16) == 2);
+  CHECK(decode_smem_bytes(128, false) == 3 * 16384 + 3 * 32);
+  CHECK(decode_smem_bytes(128, true) == 3 * 16384 + 32 * 128 * 4 + 3 * 32);
+  for (int d = 16; d <= 256; d += 16) {
+    CHECK(head_dim_supported(d));
+    CHECK(tile_bytes(d) <= 16384);
+    CHECK(lanes_per_row(d) >= d / fi4j::kVecElems && 32 % lanes_per_row(d) == 0);
+    CHECK(decode_smem_bytes(d, true) <= decode_smem_bytes(64, true) + 1024);  // about the AOT kernels
+    CHECK(decode_smem_bytes(d, false) <= decode_smem_bytes(64, false) + 1024);
+    CHECK(kHeadsPerPass * (d + 2) * 4 <= decode_smem_layout(d, false).ring_bytes);
+    CHECK(fi4j::decode_merge::heads_per_block(d) >= 1);
+  }
+  CHECK(!head_dim_supported(8) && !head_dim_supported(72) && !head_dim_supported(272));
+}
+
+// Keys and generated source of run-time compiled decode.
+static void test_decode_source() {
+  DecodeKernelSpec a;
+  a.dtype = FI4J_BF16;
+  a.head_dim = 96;
+  const std::string key = decode_key(a, "sm_90");
+  CHECK(is_safe_key(key));
+  CHECK(key.rfind("decode-bf16-d96-", 0) == 0);
+  CHECK(contains(key, "-sm_90-v"));
+  CHECK(key == decode_key(a, "sm_90"));  // deterministic
+  CHECK(key != decode_key(a, "sm_80"));
+  std::set<std::string> keys = {key};
+  DecodeKernelSpec b = a;
+  b.dtype = FI4J_F16;
+  keys.insert(decode_key(b, "sm_90"));
+  b = a;
+  b.head_dim = 192;
+  keys.insert(decode_key(b, "sm_90"));
+  b = a;
+  b.soft_cap = true;
+  keys.insert(decode_key(b, "sm_90"));
+  b = a;
+  b.rope = true;
+  keys.insert(decode_key(b, "sm_90"));
+  CHECK(keys.size() == 5);
+  const std::string src = decode_source(a);
+  CHECK(contains(src, "extern \"C\" __global__"));
+  CHECK(contains(src, kDecodeEntry) && contains(src, kMergeEntry));
+  CHECK(contains(src, "kHeadDim = 96") && contains(src, "fi4j::bfloat16_t"));
+  CHECK(contains(decode_source(b), "kRope = true"));
+  CHECK(arch_name(9, 0) == "sm_90" && arch_name(10, 0) == "sm_100" && arch_name(8, 6) == "sm_86");
+  bool refused = false;
+  try {
+    DecodeKernelSpec bad = a;
+    bad.head_dim = 72;
+    decode_source(bad);
+  } catch (const fi4j::Error& e) {
+    refused = e.status == FI4J_ERR_UNSUPPORTED && contains(e.what(), "head_dim 72");
+  }
+  CHECK(refused);
+  const auto opts = nvrtc_options("sm_90");
+  CHECK(opts.size() >= 2 && contains(opts[1], "-arch=sm_90"));
+}
+
+// Every quoted include of the generated source and of the embedded headers is itself embedded, so NVRTC needs no
+// file on disk; with nvcc at hand (CI has it), the generated source compiles from those texts alone.
+static void test_embedded_headers(const std::string& root) {
+  std::set<std::string> names;
+  for (size_t i = 0; i < kNumEmbeddedHeaders; ++i) names.insert(kEmbeddedHeaders[i].name);
+  CHECK(names.count("fi4j/decode.cuh") == 1 && names.count("fi4j/decode_merge.cuh") == 1);
+  DecodeKernelSpec spec;
+  spec.dtype = FI4J_BF16;
+  spec.head_dim = 96;
+  spec.soft_cap = true;
+  spec.rope = true;
+  std::vector<std::string> texts = {decode_source(spec)};
+  for (size_t i = 0; i < kNumEmbeddedHeaders; ++i) texts.push_back(kEmbeddedHeaders[i].text);
+  for (const auto& text : texts) {
+    size_t pos = 0;
+    while ((pos = text.find("#include \"", pos)) != std::string::npos) {
+      const size_t start = pos + 10, end = text.find('"', start);
+      const std::string name = text.substr(start, end - start);
+      if (names.count(name) == 0) std::printf("not embedded: %s\n", name.c_str());
+      CHECK(names.count(name) == 1);
+      pos = end;
+    }
+  }
+#ifdef FI4J_TEST_NVCC
+  if (access(FI4J_TEST_NVCC, X_OK) != 0) {
+    std::printf("nvcc not at %s: skipping the compile of the generated source\n", FI4J_TEST_NVCC);
+    return;
+  }
+  const std::string dir = root + "/nvcc";
+  mkdir(dir.c_str(), 0755);
+  mkdir((dir + "/fi4j").c_str(), 0755);
+  for (size_t i = 0; i < kNumEmbeddedHeaders; ++i)
+    write_file(dir + "/" + kEmbeddedHeaders[i].name, kEmbeddedHeaders[i].text);
+  write_file(dir + "/decode.cu", texts[0]);
+  // FI4J_NO_CUDA_FP16_HEADERS: the branch NVRTC takes (own 16-bit types, PTX conversions).
+  std::string cmd = std::string(FI4J_TEST_NVCC) + " -cubin -std=c++17 -arch=sm_90 --expt-relaxed-constexpr " +
+                    "-DFI4J_NO_CUDA_FP16_HEADERS -I" + dir + " " + dir + "/decode.cu -o " + dir +
+                    "/decode.cubin 2>&1";
+  const int rc = std::system(cmd.c_str());
+  CHECK(rc == 0);
+  struct stat st;
+  CHECK(stat((dir + "/decode.cubin").c_str(), &st) == 0 && st.st_size > 0);
+#else
+  (void)root;
+#endif
+}
+
+// The C API on the CPU backend: every head dim the reference runs is supported, routed to the CPU.
+static void test_c_api_kernel_config() {
+  fi4j_kernel_config c{FI4J_OP_DECODE, FI4J_BF16, 96, 0, FI4J_POS_NONE, FI4J_PATH_AUTO};
+  int32_t route = -1;
+  CHECK(fi4j_kernel_supported(FI4J_DEVICE_CPU, &c, &route) == FI4J_OK && route == FI4J_ROUTE_CPU);
+  fi4j_kernel_prepare_info info{};
+  info.origin = 42;
+  CHECK(fi4j_kernel_prepare(FI4J_DEVICE_CPU, &c, &info) == FI4J_OK);
+  CHECK(info.route == FI4J_ROUTE_CPU && info.origin == FI4J_JIT_NONE && info.key[0] == '\0');
+  c.dtype = FI4J_F32;
+  CHECK(fi4j_kernel_supported(FI4J_DEVICE_CPU, &c, &route) == FI4J_ERR_UNSUPPORTED);
+  c.dtype = FI4J_F16;
+  c.op = 7;
+  CHECK(fi4j_kernel_supported(FI4J_DEVICE_CPU, &c, &route) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "config.op"));
+  c.op = FI4J_OP_DECODE;
+  c.head_dim = 3;  // odd: not even the CPU reference
+  CHECK(fi4j_kernel_supported(FI4J_DEVICE_CPU, &c, &route) == FI4J_ERR_UNSUPPORTED);
+  CHECK(fi4j_kernel_supported(FI4J_DEVICE_CPU, nullptr, &route) == FI4J_ERR_INVALID_ARGUMENT);
+  c.head_dim = 96;
+  CHECK(fi4j_kernel_supported(FI4J_DEVICE_CPU, &c, nullptr) == FI4J_ERR_INVALID_ARGUMENT);
+  // A CUDA device that does not exist here is an error, never a crash.
+  int count = 0;
+  fi4j_device_count(&count);
+  if (count == 0) CHECK(fi4j_kernel_supported(0, &c, &route) != FI4J_OK);
+}
+
 int main() {
   std::string root = make_temp_dir();
   if (root.empty()) {
@@ -414,6 +592,11 @@ int main() {
   test_c_api_cache(root);
   test_compile_once(root);
   test_nvrtc_absent(root);
+  test_routing();
+  test_geometry();
+  test_decode_source();
+  test_embedded_headers(root);
+  test_c_api_kernel_config();
   remove_tree(root);
   std::printf("jit_tests: %d passed, %d failed\n", g_passed, g_failed);
   return g_failed;

@@ -8,7 +8,7 @@ namespace {
 
 template <int D>
 cudaError_t launch_append(const AppendParams& p, cudaStream_t stream) {
-  constexpr int64_t kChunks = D / kVecElems;
+  const int64_t kChunks = (D > 0 ? D : p.kv.head_dim) / kVecElems;
   const int64_t items = static_cast<int64_t>(p.nnz) * p.kv.num_kv_heads * kChunks;
   // The kernel is grid-stride; 2^20 blocks of 256 threads already cover 2^28 chunks per sweep.
   const int64_t blocks = (items + append::kThreads - 1) / append::kThreads;
@@ -40,6 +40,9 @@ cudaError_t launch_append_paged_kv(const AppendParams& p, cudaStream_t stream) {
     case append_config(DType::BF16, 256):
       return launch_append<256>(p, stream);
     default:
+      // Other head dims (validated by the caller: multiples of 16 up to 256) take the run-time-sized copy.
+      if ((p.dtype == DType::F16 || p.dtype == DType::BF16) && p.kv.head_dim > 0 && p.kv.head_dim % kVecElems == 0)
+        return launch_append<0>(p, stream);
       return cudaErrorNotSupported;
   }
 }

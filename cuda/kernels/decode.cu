@@ -38,7 +38,7 @@ cudaError_t launch_merge(const DecodeParams& p, cudaStream_t stream) {
   auto launch = [&](auto t, auto d) -> cudaError_t {
     using T = typename decltype(t)::type;
     constexpr int D = decltype(d)::value;
-    constexpr int kHeads = decode_merge::heads_per_block<D>();
+    constexpr int kHeads = decode_merge::heads_per_block(D);
     cudaLaunchConfig_t config{};
     config.gridDim = dim3(static_cast<unsigned>(p.kv.batch_size),
                           static_cast<unsigned>((p.num_qo_heads + kHeads - 1) / kHeads));

@@ -408,6 +408,47 @@ FI4J_API int fi4j_jit_cache_clear(void);
  */
 FI4J_API int fi4j_jit_cache_key(const char* op, const char* config, char* out, int32_t out_len);
 
+/* ---- kernel configurations: support, routing and warm-up ---- */
+
+enum fi4j_kernel_op { FI4J_OP_DECODE = 0 };
+/** Which kernel serves a configuration: the CPU reference, an ahead-of-time kernel, or one compiled at run time. */
+enum fi4j_kernel_route { FI4J_ROUTE_CPU = 0, FI4J_ROUTE_AOT = 1, FI4J_ROUTE_JIT = 2 };
+/** Where fi4j_kernel_prepare found a run-time compiled kernel. */
+enum fi4j_jit_origin { FI4J_JIT_NONE = 0, FI4J_JIT_MEMORY = 1, FI4J_JIT_DISK = 2, FI4J_JIT_COMPILED = 3 };
+
+/** The kernel a configuration needs. Decode: dtype F16/BF16, any head dim (the CUDA backend runs 64, 128, 256
+ * ahead of time and the other multiples of 16 from 16 to 256 compiled at run time, CUDA-core path only). */
+typedef struct fi4j_kernel_config {
+  int32_t op;            /* fi4j_kernel_op */
+  int32_t dtype;         /* fi4j_dtype of q, k, v, o */
+  int32_t head_dim;
+  int32_t soft_cap;      /* 1: logits soft cap on (any cap > 0), 0: off */
+  int32_t pos_encoding;  /* fi4j_pos_encoding */
+  int32_t path;          /* fi4j_decode_path: AUTO, CUDA_CORES or TENSOR_CORES */
+} fi4j_kernel_config;
+
+typedef struct fi4j_kernel_prepare_info {
+  int32_t route;      /* fi4j_kernel_route */
+  int32_t origin;     /* fi4j_jit_origin (FI4J_JIT_NONE unless route is JIT) */
+  int32_t loaded;     /* 1 when this call loaded the compiled module into the device */
+  double compile_ms;  /* NVRTC time when origin is COMPILED, else 0 */
+  double total_ms;    /* time of the whole call */
+  char key[160];      /* cache key of the run-time compiled kernel ("" unless route is JIT) */
+} fi4j_kernel_prepare_info;
+
+/**
+ * FI4J_OK with *route set when the device runs config; FI4J_ERR_UNSUPPORTED (message: the head dim or dtype,
+ * and what to install when run-time compilation is needed but NVRTC is missing) when it does not;
+ * FI4J_ERR_INVALID_ARGUMENT for a malformed config. Compiles nothing.
+ */
+FI4J_API int fi4j_kernel_supported(int device, const fi4j_kernel_config* config, int32_t* route);
+/**
+ * Makes config ready to run on the device: for a run-time compiled kernel, takes the cubin from this process's
+ * memory, the disk cache or NVRTC (compiling once per process and storing it in the cache), and loads it into the
+ * device. Nothing to do for the CPU and ahead-of-time kernels. info may be NULL.
+ */
+FI4J_API int fi4j_kernel_prepare(int device, const fi4j_kernel_config* config, fi4j_kernel_prepare_info* info);
+
 #ifdef __cplusplus
 }
 #endif

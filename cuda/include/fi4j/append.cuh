@@ -14,10 +14,12 @@ constexpr int kThreads = 256;
 /// One thread per (token, KV head, 16-byte chunk), chunk fastest so that a warp writes whole rows. Grid-stride,
 /// so any grid size covers any nnz. Tokens with a bad request index, a position outside [0, kv_len) of their
 /// request or a page id outside [0, num_pages) are skipped: no write lands outside the request's pages.
+/// D = 0: the head dim is read at run time (kv.head_dim, a multiple of 8), for head dims outside the
+/// instantiated set.
 template <int D>
 __global__ void __launch_bounds__(kThreads) append_paged_kv_kernel(const __grid_constant__ AppendParams p) {
   static_assert(D % kVecElems == 0, "head_dim must be whole 16-byte chunks");
-  constexpr int kChunks = D / kVecElems;
+  const int kChunks = D > 0 ? D / kVecElems : p.kv.head_dim / kVecElems;
   const PagedKv& kv = p.kv;
   const int num_heads = kv.num_kv_heads;
   const int64_t total = static_cast<int64_t>(p.nnz) * num_heads * kChunks;

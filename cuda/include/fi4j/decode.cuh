@@ -7,8 +7,8 @@
 //     the output accumulators of those heads in registers;
 //   - the other factor, row_warps = kWarps / head_warps, splits each tile's token rows, so that small groups
 //     (MHA, g = 1) still keep every warp busy.
-// Inside a warp, kChunks = D/8 lanes own one token row (one 16-byte chunk each) and a warp covers 32/kChunks
-// rows per step. Partial dot products are reduced with xor shuffles inside those lanes, so every lane of a row
+// Inside a warp, kLanes lanes own one token row (one 16-byte chunk each; kLanes = D/8 rounded up to a power of
+// two, the extra lanes idle, see decode_geometry.h) and a warp covers 32/kLanes rows per step. Partial dot products are reduced with xor shuffles inside those lanes, so every lane of a row
 // knows the logit and multiplies it into its own chunk of V: no shared-memory round trip for the scores.
 // Each lane group keeps its own online-softmax state; the states are merged at the end, across lane groups
 // with shuffles and across row warps in shared memory.
@@ -16,6 +16,7 @@
 // A block attends the token range of its DecodeItem (a whole request, or one split-KV chunk of it).
 #pragma once
 
+#include "fi4j/decode_geometry.h"
 #include "fi4j/decode_item.cuh"
 #include "fi4j/paged_kv.cuh"
 #include "fi4j/params.h"
@@ -25,54 +26,6 @@
 
 namespace fi4j {
 namespace decode {
-
-constexpr int kWarps = 4;
-constexpr int kThreads = 32 * kWarps;
-/// Depth of the cp.async ring: two tiles in flight while a third is consumed.
-constexpr int kStages = 3;
-/// K+V bytes of one tile (fp16/bf16): 16 KB keeps 32 KB in flight per block.
-constexpr int kTileBytes = 16384;
-/// Query heads whose q and accumulators one thread keeps in registers.
-constexpr int kMaxHeadsPerWarp = 2;
-constexpr int kHeadsPerPass = kWarps * kMaxHeadsPerWarp;
-/// Token rows folded into the softmax state at once: one max/rescale per 4 rows instead of per row.
-constexpr int kRowsPerUpdate = 4;
-
-/// Work split of one tile for head dim D.
-template <int D>
-struct Geometry {
-  static_assert(D == 64 || D == 128 || D == 256, "head_dim must be 64, 128 or 256");
-  static constexpr int kChunks = D / kVecElems;               // lanes sharing a token row
-  static constexpr int kRowsPerStep = 32 / kChunks;           // rows a warp covers per step
-  static constexpr int kTileTokens = kTileBytes / (4 * D);    // 64 / 32 / 16 rows
-  static constexpr int kStepsPerTile = kTileTokens / kRowsPerStep;  // 16 for every D
-  static constexpr int kTileElems = kTileTokens * D;          // of K (or of V)
-  // Copy: thread t copies chunk t % kChunks of rows t / kChunks + i * kCopyRowStride.
-  static constexpr int kCopyRowStride = kThreads / kChunks;
-  static constexpr int kCopiesPerThread = kTileTokens / kCopyRowStride;
-  // RoPE pass: thread t rotates dims (2u, 2u+1) and (2u+D/2, 2u+1+D/2), u = t % kRopeUnits, of every
-  // kRopeRowStride-th row.
-  static constexpr int kRopeUnits = D / 4;
-  static constexpr int kRopeRowStride = kThreads / kRopeUnits;
-  static constexpr int kRopeRowsPerThread = kTileTokens / kRopeRowStride;
-  static_assert(kStepsPerTile % (kWarps * kRowsPerUpdate) == 0, "every row split must be whole updates");
-  static_assert(kTileTokens % kCopyRowStride == 0 && kTileTokens % kRopeRowStride == 0, "uneven tile split");
-};
-
-/// Dynamic shared memory of one block, in bytes from the start:
-///   [kStages][K | V][kTileTokens][D]  16-bit ring
-///   [kTileTokens][2][D/2] fp32        rotated K of the current tile (RoPE only; see rotate_keys)
-///   [kStages][kTileTokens] u8         row valid flags (in range, page id in range)
-/// After the main loop the ring is reused for the cross-warp merge: [kHeadsPerPass][D] fp32 o, then m and d.
-template <int D, bool kRope>
-struct SmemLayout {
-  static constexpr int kRingBytes = kStages * kTileBytes;
-  static constexpr int kRopeOffset = kRingBytes;
-  static constexpr int kRopeBytes = kRope ? Geometry<D>::kTileTokens * D * 4 : 0;
-  static constexpr int kFlagOffset = kRopeOffset + kRopeBytes;
-  static constexpr int kBytes = kFlagOffset + kStages * Geometry<D>::kTileTokens;
-  static_assert(kHeadsPerPass * (D + 2) * 4 <= kRingBytes, "merge scratch must fit in the ring");
-};
 
 /// Bytes of dynamic shared memory the kernel instantiation needs (host and device).
 template <int D, bool kRope>
@@ -93,13 +46,21 @@ template <typename T, int D, bool kRope>
 __device__ __forceinline__ void load_query(const DecodeParams& p, int batch, int qo_head, int chunk, int pos_q,
                                            float scale, float (&q)[8]) {
   constexpr int kHalf = Geometry<D>::kChunks / 2;
+  if (!Geometry<D>::kAllLanesBusy && chunk >= Geometry<D>::kChunks) {  // an idle lane: contributes 0 to q.k
+#pragma unroll
+    for (int e = 0; e < 8; ++e) q[e] = 0.f;
+    return;
+  }
   const T* row = static_cast<const T*>(p.q) + static_cast<int64_t>(batch) * p.q_stride_n +
                  static_cast<int64_t>(qo_head) * p.q_stride_h;
   Vec8<T>::to_float(ld_global_v16(row + chunk * kVecElems), q);
   if constexpr (kRope) {
-    // Rotate-half pairs dim i with i +- D/2, which is the same position of the chunk kHalf away.
+    // Rotate-half pairs dim i with i +- D/2, which is the same position of the chunk kHalf away (an xor when
+    // kHalf is a power of two).
+    constexpr bool kPow2 = (kHalf & (kHalf - 1)) == 0;
+    const int partner_chunk = kPow2 ? (chunk ^ kHalf) : (chunk < kHalf ? chunk + kHalf : chunk - kHalf);
     float partner[8];
-    Vec8<T>::to_float(ld_global_v16(row + (chunk ^ kHalf) * kVecElems), partner);
+    Vec8<T>::to_float(ld_global_v16(row + partner_chunk * kVecElems), partner);
     const bool low = chunk < kHalf;
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
@@ -121,17 +82,11 @@ __device__ __forceinline__ int head_warp_count(int n) {
   return w;
 }
 
-/// Blocks per SM the shared memory allows (4 x 48 KB, 3 x 64 KB with RoPE); registers are budgeted to match.
-template <bool kRope>
-constexpr int min_blocks_per_sm() {
-  return kRope ? 3 : 4;
-}
-
-/// Decode for one (request or work item, KV head) per block: grid (batch_size or num_work, num_kv_heads),
-/// kThreads threads, smem_bytes<D, kRope>() of dynamic shared memory.
+/// The work of one decode block: one (request or work item, KV head) per block, grid (batch_size or num_work,
+/// num_kv_heads), kThreads threads, smem_bytes<D, kRope>() of dynamic shared memory. Inlined into
+/// batch_decode_kernel (ahead of time) and into the extern "C" entry of a run-time compiled module.
 template <typename T, int D, bool kSoftCap, bool kRope>
-__global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
-    batch_decode_kernel(const __grid_constant__ DecodeParams p) {
+__device__ __forceinline__ void batch_decode_block(const DecodeParams& p) {
   using G = Geometry<D>;
   using Smem = SmemLayout<D, kRope>;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -147,8 +102,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
   const int tid = threadIdx.x;
   const int lane = tid % 32;
   const int warp = tid / 32;
-  const int chunk = lane % G::kChunks;      // this lane's 16-byte chunk of a row (copy and compute alike)
-  const int step_row = lane / G::kChunks;   // this lane's row within a warp step
+  const int chunk = lane % G::kLanes;       // this lane's 16-byte chunk of a row (copy and compute alike)
+  const int step_row = lane / G::kLanes;    // this lane's row within a warp step
+  const bool chunk_lane = G::kAllLanesBusy || chunk < G::kChunks;  // false: an idle lane (D/8 not a power of 2)
 
   const int page_base = it.page_base;
   const int first = it.lo;  // tokens [first, end) are attended
@@ -163,6 +119,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
 
   // RoPE pass: this thread's two frequencies are fixed for the whole block.
   const int rope_dim = 2 * (tid % G::kRopeUnits);
+  const bool rope_thread = G::kRopeExact || tid < G::kRopeThreads;
   float rope_freq0 = 0.f, rope_freq1 = 0.f;
   if constexpr (kRope) {
     rope_freq0 = rope_frequency(p.variant, rope_dim, D);
@@ -184,7 +141,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
     // Copy cursor: the token of this thread's first row in the next tile to issue, and the page ids of its rows
     // there, loaded one tile ahead so that the dependent index load never stalls the copy that uses it.
     const FastDivider page_div(max(kv.page_size, 1));
-    const int copy_row0 = tid / G::kChunks;
+    const int copy_row0 = tid / G::kLanes;
     int next_token = first + copy_row0;
     int page_id[G::kCopiesPerThread];
     // Page ids of this thread's rows of the tile whose first row (for this thread) is `token0`.
@@ -209,8 +166,10 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
         const int slot = token - page_div.div(token) * kv.page_size;
         const int64_t off = ok ? cache_offset(kv, ids[i], slot, 0) : 0;
         const int dst = row * D + chunk * kVecElems;
-        cp_async_v16(k_dst + dst, k_src + off, ok);
-        cp_async_v16(v_dst + dst, v_src + off, ok);
+        if (chunk_lane) {
+          cp_async_v16(k_dst + dst, k_src + off, ok);
+          cp_async_v16(v_dst + dst, v_src + off, ok);
+        }
         if (chunk == 0) row_ok[stage * G::kTileTokens + row] = ok;
       }
       next_token += G::kTileTokens;
@@ -221,9 +180,11 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
     auto rotate_keys = [&](int stage, int tile_first) {
       const T* const k_tile = ring + stage * 2 * G::kTileElems;
       const int row0 = tid / G::kRopeUnits;
+      if (!rope_thread) return;
 #pragma unroll
       for (int i = 0; i < G::kRopeRowsPerThread; ++i) {
         const int row = row0 + i * G::kRopeRowStride;
+        if (!G::kRopeExact && row >= G::kTileTokens) break;
         const float pos = static_cast<float>(tile_first + row);
         const T* const src = k_tile + row * D + rope_dim;
         float2 lo = Vec8<T>::pair_to_float(*reinterpret_cast<const unsigned*>(src));
@@ -238,6 +199,11 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
 
     // Loads key row `row` of a stage as fp32 (the rotated copy under RoPE).
     auto load_key = [&](int stage, int row, float (&k)[8]) {
+      if (!chunk_lane) {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) k[e] = 0.f;
+        return;
+      }
       if constexpr (kRope) {
         const float4 a = *reinterpret_cast<const float4*>(rope_k + row * D + chunk * 4);
         const float4 b = *reinterpret_cast<const float4*>(rope_k + row * D + D / 2 + chunk * 4);
@@ -263,9 +229,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
 #pragma unroll
           for (int i = 0; i < kMaxHeadsPerWarp; ++i) logit[i][r] = i < my_heads ? dot8(q[i], k) : 0.f;
         }
-        // Sum the partial dot products over the kChunks lanes of each row (butterfly: all of them get it).
+        // Sum the partial dot products over the kLanes lanes of each row (butterfly: all of them get it).
 #pragma unroll
-        for (int mask = G::kChunks / 2; mask > 0; mask /= 2) {
+        for (int mask = G::kLanes / 2; mask > 0; mask /= 2) {
 #pragma unroll
           for (int i = 0; i < kMaxHeadsPerWarp; ++i) {
             if (i < my_heads) {
@@ -289,7 +255,12 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
         for (int r = 0; r < kRowsPerUpdate; ++r) {
           const int row = (s0 + r) * G::kRowsPerStep + step_row;
           float v[8];
-          Vec8<T>::to_float(ld_shared_v16(v_tile + row * D + chunk * kVecElems), v);
+          if (chunk_lane) {
+            Vec8<T>::to_float(ld_shared_v16(v_tile + row * D + chunk * kVecElems), v);
+          } else {
+#pragma unroll
+            for (int e = 0; e < 8; ++e) v[e] = 0.f;
+          }
 #pragma unroll
           for (int i = 0; i < kMaxHeadsPerWarp; ++i) {
             if (i < my_heads) {
@@ -350,7 +321,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
 
     // Merge: first the lane groups of a warp (they covered different rows), then the row warps via the ring.
 #pragma unroll
-    for (int mask = G::kChunks; mask < 32; mask *= 2) {
+    for (int mask = G::kLanes; mask < 32; mask *= 2) {
 #pragma unroll
       for (int i = 0; i < kMaxHeadsPerWarp; ++i)
         if (i < my_heads) state[i].merge_from_lane(mask);
@@ -359,7 +330,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
     float* const merge_o = reinterpret_cast<float*>(smem);
     float* const merge_m = merge_o + kHeadsPerPass * D;
     float* const merge_d = merge_m + kHeadsPerPass;
-    if (step_row == 0) {
+    if (step_row == 0 && chunk_lane) {
 #pragma unroll
       for (int i = 0; i < kMaxHeadsPerWarp; ++i) {
         if (i < my_heads) {
@@ -397,6 +368,14 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<kRope>())
     }
     __syncthreads();  // the next pass refills the ring
   }
+}
+
+/// Decode kernel of the ahead-of-time set: grid (batch_size or num_work, num_kv_heads), kThreads threads,
+/// smem_bytes<D, kRope>() of dynamic shared memory.
+template <typename T, int D, bool kSoftCap, bool kRope>
+__global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kRope))
+    batch_decode_kernel(const __grid_constant__ DecodeParams p) {
+  batch_decode_block<T, D, kSoftCap, kRope>(p);
 }
 
 }  // namespace decode

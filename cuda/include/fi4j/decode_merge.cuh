@@ -4,6 +4,7 @@
 // it sits in the batch.
 #pragma once
 
+#include "fi4j/decode_geometry.h"
 #include "fi4j/params.h"
 #include "fi4j/softmax_state.cuh"
 #include "fi4j/vec.cuh"
@@ -11,27 +12,22 @@
 namespace fi4j {
 namespace decode_merge {
 
-constexpr int kThreads = 128;
 /// Items whose loads are issued together before they are folded: the fold is a dependent chain, the loads are
 /// not, so batching them hides the memory latency of long merge lists (a 32K-token request has ~30 items):
 /// the merge then costs a few L2 round trips, not one per item.
 constexpr int kBatch = 16;
 
-/// Query heads one block merges for head dim D (D/8 threads per head).
-template <int D>
-__host__ __device__ constexpr int heads_per_block() {
-  return kThreads / (D / kVecElems);
-}
-
-/// Merge for grid (batch_size, ceil(num_qo_heads / heads_per_block<D>())), kThreads threads. A request with no
-/// items gets 0 and -inf; items whose LSE is -inf (they saw nothing) weigh 0, and their partial o (written as 0)
-/// never turns into NaN.
+/// The work of one merge block, for grid (batch_size, ceil(num_qo_heads / heads_per_block(D))), kThreads
+/// threads. A request with no items gets 0 and -inf; items whose LSE is -inf (they saw nothing) weigh 0, and their
+/// partial o (written as 0) never turns into NaN. Inlined into merge_kernel and into the run-time compiled entry.
 template <typename T, int D>
-__global__ void __launch_bounds__(kThreads) merge_kernel(const __grid_constant__ DecodeParams p) {
+__device__ __forceinline__ void merge_block(const DecodeParams& p) {
   constexpr int kChunks = D / kVecElems;
+  constexpr int kHeads = heads_per_block(D);
   const int b = blockIdx.x;
-  const int head = blockIdx.y * heads_per_block<D>() + static_cast<int>(threadIdx.x) / kChunks;
+  const int head = blockIdx.y * kHeads + static_cast<int>(threadIdx.x) / kChunks;
   const int c = static_cast<int>(threadIdx.x) % kChunks;
+  if (kHeads * kChunks < kThreads && static_cast<int>(threadIdx.x) >= kHeads * kChunks) return;
   if (head >= p.num_qo_heads) return;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // Launched with programmatic stream serialization: wait until the decode grid has finished and its partial
@@ -77,6 +73,12 @@ __global__ void __launch_bounds__(kThreads) merge_kernel(const __grid_constant__
                  static_cast<int64_t>(head) * p.o_stride_h + c * kVecElems;
   st_global_v16(dst, Vec8<T>::from_float(out));
   if (c == 0 && p.lse != nullptr) p.lse[static_cast<int64_t>(b) * stride + head] = acc.d > 0.f ? acc.m + log2f(acc.d) : neg_inf();
+}
+
+/// Merge kernel of the ahead-of-time set (see merge_block).
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads) merge_kernel(const __grid_constant__ DecodeParams p) {
+  merge_block<T, D>(p);
 }
 
 }  // namespace decode_merge

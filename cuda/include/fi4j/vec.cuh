@@ -1,29 +1,67 @@
 // 16-byte vector moves and fp16/bf16 <-> fp32 conversion of eight elements at a time.
-// Device-only; compiles with nvcc and NVRTC (no host or C++ standard headers).
+// Device-only; compiles with nvcc and with NVRTC (no host or C++ standard headers).
+//
+// Under NVRTC (run-time compilation) the CUDA toolkit's cuda_fp16.h / cuda_bf16.h may not be at hand, so the two
+// 16-bit types are plain storage structs here and the few conversions the kernels use are single PTX
+// instructions (sm_80+). FI4J_NO_CUDA_FP16_HEADERS selects the same branch under nvcc, so that the run-time
+// source can be checked with nvcc on a machine without NVRTC. Kernels name the types half_t and bfloat16_t.
 #pragma once
 
+#if defined(__CUDACC_RTC__) || defined(FI4J_NO_CUDA_FP16_HEADERS)
+#define FI4J_OWN_16BIT_TYPES 1
+#else
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#endif
 
 #include "fi4j/params.h"
 
 namespace fi4j {
 
-/// Number of 16-bit elements in one 16-byte vector (a "chunk" of a head row).
-constexpr int kVecElems = 8;
+#if FI4J_OWN_16BIT_TYPES
+struct alignas(2) half_t {
+  unsigned short bits;
+};
+struct alignas(2) bfloat16_t {
+  unsigned short bits;
+};
 
-/// Element-type traits: how eight packed 16-bit values (one uint4) convert to and from fp32.
+/// Two packed 16-bit floats (low element first) to fp32.
+__device__ __forceinline__ float2 f16x2_to_float2(unsigned w) {
+  float2 r;
+  asm("{.reg .b16 lo, hi;\n mov.b32 {lo, hi}, %2;\n cvt.f32.f16 %0, lo;\n cvt.f32.f16 %1, hi;}\n"
+      : "=f"(r.x), "=f"(r.y)
+      : "r"(w));
+  return r;
+}
+/// fp32 pair to packed fp16 (low element first), round to nearest even.
+__device__ __forceinline__ unsigned float2_to_f16x2(float lo, float hi) {
+  unsigned w;
+  asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(w) : "f"(hi), "f"(lo));
+  return w;
+}
+/// fp32 pair to packed bf16 (low element first), round to nearest even.
+__device__ __forceinline__ unsigned float2_to_bf16x2(float lo, float hi) {
+  unsigned w;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(w) : "f"(hi), "f"(lo));
+  return w;
+}
+#else
+using half_t = __half;
+using bfloat16_t = __nv_bfloat16;
+#endif
+
 template <typename T>
 struct Vec8;
 
 template <>
-struct Vec8<__half> {
+struct Vec8<half_t> {
   /// Unpacks eight fp16 values to fp32.
   static __device__ __forceinline__ void to_float(const uint4& u, float (&f)[8]) {
     const unsigned w[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const float2 t = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
+      const float2 t = pair_to_float(w[i]);
       f[2 * i] = t.x;
       f[2 * i + 1] = t.y;
     }
@@ -33,19 +71,27 @@ struct Vec8<__half> {
     unsigned w[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
+#if FI4J_OWN_16BIT_TYPES
+      w[i] = float2_to_f16x2(f[2 * i], f[2 * i + 1]);
+#else
       const __half2 h = __floats2half2_rn(f[2 * i], f[2 * i + 1]);
       w[i] = *reinterpret_cast<const unsigned*>(&h);
+#endif
     }
     return make_uint4(w[0], w[1], w[2], w[3]);
   }
   /// Converts one packed pair (low element first) to fp32.
   static __device__ __forceinline__ float2 pair_to_float(unsigned w) {
+#if FI4J_OWN_16BIT_TYPES
+    return f16x2_to_float2(w);
+#else
     return __half22float2(*reinterpret_cast<const __half2*>(&w));
+#endif
   }
 };
 
 template <>
-struct Vec8<__nv_bfloat16> {
+struct Vec8<bfloat16_t> {
   /// Unpacks eight bf16 values to fp32 (exact).
   static __device__ __forceinline__ void to_float(const uint4& u, float (&f)[8]) {
     const unsigned w[4] = {u.x, u.y, u.z, u.w};
@@ -61,8 +107,12 @@ struct Vec8<__nv_bfloat16> {
     unsigned w[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
+#if FI4J_OWN_16BIT_TYPES
+      w[i] = float2_to_bf16x2(f[2 * i], f[2 * i + 1]);
+#else
       const __nv_bfloat162 h = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
       w[i] = *reinterpret_cast<const unsigned*>(&h);
+#endif
     }
     return make_uint4(w[0], w[1], w[2], w[3]);
   }

@@ -181,6 +181,11 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
           "<= the graph wrapper's maxPages " + graphIndices.numel(), indptr[batch]);
     }
     Native.check(Fi4j.fi4j_decode_supported(device.code(), dtype.code(), headDim, numQoHeads, numKvHeads));
+    if (device.isCuda()) {
+      // Plan time, not run time: a head dim outside the ahead-of-time set is compiled (or loaded from the disk
+      // cache) here, so that run() stays free of compiles and can be captured in a CUDA graph.
+      Jit.prepareDecode(device, dtype, headDim, options, planOptions.path());
+    }
     try (Native.Pins pins = new Native.Pins();
         Fi4j.fi4j_decode_plan p = new Fi4j.fi4j_decode_plan();
         IntPointer hIndptr = new IntPointer(indptr);

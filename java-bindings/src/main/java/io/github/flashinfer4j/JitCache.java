@@ -18,9 +18,10 @@ import org.bytedeco.javacpp.BytePointer;
  * created when first written. NVRTC ({@code libnvrtc.so.13} or {@code .12}) is looked up at run time; without it
  * the ahead-of-time kernels still work.
  *
- * <p>This release has the cache machinery (directory, size report, clearing, compiler lookup); the compilation of
- * kernels through it lands in a later step, so the cache stays empty for now. All methods are thread-safe; the
- * directory setting is process-wide.
+ * <p>Kernels land here when a configuration first needs them (plan, {@link Flashinfer4j#warmUp(KernelConfig...)}
+ * or the first call); a later process finds them without compiling. Run-time compiled today: decode at head dims
+ * other than 64, 128 and 256 (multiples of 16 from 16 to 256). All methods are thread-safe; the directory setting
+ * is process-wide.
  */
 public final class JitCache {
   private JitCache() {}

@@ -72,6 +72,10 @@ public final class SingleDecode {
       stream.checkOpen();
       Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
     }
+    if (device.isCuda()) {
+      // A head dim outside the ahead-of-time set is compiled (or loaded from the cache) here, with its log line.
+      Jit.prepareDecode(device, dtype, headDim, options, DecodePath.CUDA_CORES);
+    }
     try (Native.Pins pins = new Native.Pins();
         Fi4j.fi4j_decode_args args = new Fi4j.fi4j_decode_args()) {
       args.num_qo_heads(numQoHeads)

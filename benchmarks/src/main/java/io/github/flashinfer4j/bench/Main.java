@@ -2,7 +2,7 @@ package io.github.flashinfer4j.bench;
 
 import java.util.Arrays;
 
-/** Entry point of benchmarks.jar: {@code demo} (default) or {@code jmh [JMH options]}. */
+/** Entry point of benchmarks.jar: {@code demo} (default), {@code bench}, {@code compat}, {@code jit-probe} or {@code jmh [JMH options]}. */
 public final class Main {
   private Main() {}
 
@@ -21,12 +21,16 @@ public final class Main {
         System.exit(2);
         break;
       case "compat": System.exit(io.github.flashinfer4j.bench.compat.CompatCommand.run(rest)); break;
+      case "jit-probe":
+        System.exit(JitProbe.run(rest));
+        break;
       case "jmh":
         org.openjdk.jmh.Main.main(rest);
         break;
       default:
         System.err.println("usage: java -jar benchmarks.jar [demo [--cpu] | bench decode [--out DIR] [--quick] | jmh [options]]");
         System.err.println("       java -jar benchmarks.jar compat run CASES OUT [--device auto|cpu|cuda] [--case NAME]...");
+        System.err.println("       java -jar benchmarks.jar jit-probe [--cache-dir DIR] [--head-dim D] [--dtype BF16|F16]");
         System.exit(2);
     }
   }

@@ -1,0 +1,141 @@
+package io.github.flashinfer4j.bench;
+
+import io.github.flashinfer4j.AttentionOptions;
+import io.github.flashinfer4j.BatchDecodeWithPagedKvCache;
+import io.github.flashinfer4j.DType;
+import io.github.flashinfer4j.Device;
+import io.github.flashinfer4j.Flashinfer4j;
+import io.github.flashinfer4j.JitCache;
+import io.github.flashinfer4j.KernelConfig;
+import io.github.flashinfer4j.KvLayout;
+import io.github.flashinfer4j.PageTable;
+import io.github.flashinfer4j.PagedKv;
+import io.github.flashinfer4j.PagedKvCache;
+import io.github.flashinfer4j.Tensor;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.Random;
+
+/**
+ * {@code jit-probe [--cache-dir DIR] [--head-dim D] [--dtype BF16|F16]}: the cost of a run-time compiled decode
+ * kernel in a fresh process. After CUDA is initialised (an ahead-of-time decode runs first), it prepares the kernel
+ * of the configuration (compile, or load from the disk cache) and runs a first batch decode, checked against the
+ * CPU reference. Run it twice on the same fresh directory: the first run compiles, the second must find the cubin
+ * on disk ({@code compiled=false source=DISK_CACHE}). Prints one {@code jit-probe:} line; exit code 0 when the
+ * result matched.
+ */
+final class JitProbe {
+  private JitProbe() {}
+
+  static int run(String[] args) {
+    Path dir = null;
+    int headDim = 96;
+    DType dtype = DType.BF16;
+    for (int i = 0; i < args.length; i++) {
+      switch (args[i]) {
+        case "--cache-dir":
+          dir = Path.of(args[++i]);
+          break;
+        case "--head-dim":
+          headDim = Integer.parseInt(args[++i]);
+          break;
+        case "--dtype":
+          dtype = DType.valueOf(args[++i].toUpperCase(Locale.ROOT));
+          break;
+        default:
+          System.err.println("usage: jit-probe [--cache-dir DIR] [--head-dim D] [--dtype BF16|F16]");
+          return 2;
+      }
+    }
+    if (Device.cudaDeviceCount() == 0) {
+      System.out.println("jit-probe: no CUDA device: " + Device.noCudaDeviceReason());
+      return 2;
+    }
+    if (!JitCache.isCompilerAvailable()) {
+      System.out.println("jit-probe: " + JitCache.compilerUnavailableReason());
+      return 2;
+    }
+    if (dir != null) {
+      JitCache.setDirectory(dir);
+    }
+    Device dev = Device.cuda(0);
+    long t0 = System.nanoTime();
+    decode(dev, dtype, 128, 1, new double[1]);  // CUDA context and ahead-of-time kernels: not measured
+    double initMs = (System.nanoTime() - t0) / 1e6;
+
+    KernelConfig config = KernelConfig.decode(dev, dtype, headDim).build();
+    long t1 = System.nanoTime();
+    Flashinfer4j.WarmUpResult prepared = Flashinfer4j.warmUp(config).get(0);
+    double prepareMs = (System.nanoTime() - t1) / 1e6;
+    double[] firstCall = new double[1];
+    double err = decode(dev, dtype, headDim, 2, firstCall);
+    double firstCallMs = firstCall[0];
+    double tol = dtype == DType.BF16 ? 1e-2 : 2e-3;
+    boolean ok = err <= tol;
+    System.out.printf(Locale.ROOT,
+        "jit-probe: head_dim=%d dtype=%s compiled=%b source=%s compile_ms=%.1f prepare_ms=%.1f first_call_ms=%.1f "
+            + "first_use_ms=%.1f cuda_init_ms=%.1f max_err=%.2e %s key=%s dir=%s cache_files=%d%n",
+        headDim, dtype, prepared.compiled(), prepared.source(), prepared.compileMillis(), prepareMs, firstCallMs,
+        prepareMs + firstCallMs, initMs, err, ok ? "ok" : "MISMATCH", prepared.key(), JitCache.directory(),
+        JitCache.stats().files());
+    return ok ? 0 : 1;
+  }
+
+  /**
+   * One batch decode on dev; returns max |dev - CPU reference| (relative to 1 + |reference|) and puts the time of
+   * the device's plan + run + synchronize into ms[0] (data upload and the CPU reference not included).
+   */
+  private static double decode(Device dev, DType dtype, int headDim, long seed, double[] ms) {
+    int hqo = 32;
+    int hkv = 8;
+    int page = 16;
+    int[] kvLens = {500, 1, 2000, 77};
+    int[] tokenIndptr = new int[kvLens.length + 1];
+    for (int b = 0; b < kvLens.length; b++) {
+      tokenIndptr[b + 1] = tokenIndptr[b] + kvLens[b];
+    }
+    int nnz = tokenIndptr[kvLens.length];
+    Random rnd = new Random(seed);
+    float[] k = new float[nnz * hkv * headDim];
+    float[] v = new float[k.length];
+    float[] q = new float[kvLens.length * hqo * headDim];
+    for (float[] a : new float[][] {k, v, q}) {
+      for (int i = 0; i < a.length; i++) {
+        a[i] = rnd.nextFloat() * 2 - 1;
+      }
+    }
+    float[] onDev = run(dev, dtype, headDim, hqo, hkv, page, kvLens, tokenIndptr, k, v, q, ms);
+    float[] onCpu = run(Device.cpu(), dtype, headDim, hqo, hkv, page, kvLens, tokenIndptr, k, v, q, new double[1]);
+    double err = 0;
+    for (int i = 0; i < onDev.length; i++) {
+      double e = Math.abs(onDev[i] - onCpu[i]) / (1 + Math.abs(onCpu[i]));
+      err = Double.isNaN(e) ? Double.POSITIVE_INFINITY : Math.max(err, e);
+    }
+    return err;
+  }
+
+  private static float[] run(Device dev, DType dtype, int headDim, int hqo, int hkv, int page, int[] kvLens,
+      int[] tokenIndptr, float[] k, float[] v, float[] q, double[] ms) {
+    int nnz = tokenIndptr[kvLens.length];
+    int pages = 0;
+    for (int len : kvLens) {
+      pages += (len + page - 1) / page;
+    }
+    try (PageTable table = PageTable.contiguous(dev, page, kvLens);
+        PagedKvCache cache = PagedKvCache.allocate(dev, dtype, KvLayout.NHD, pages, page, hkv, headDim);
+        Tensor keys = Tensor.fromFloats(dev, dtype, k, nnz, hkv, headDim);
+        Tensor values = Tensor.fromFloats(dev, dtype, v, nnz, hkv, headDim);
+        Tensor qt = Tensor.fromFloats(dev, dtype, q, kvLens.length, hqo, headDim);
+        Tensor out = Tensor.empty(dev, dtype, kvLens.length, hqo, headDim);
+        BatchDecodeWithPagedKvCache decode = new BatchDecodeWithPagedKvCache(dev)) {
+      PagedKv.append(keys, values, PagedKv.batchIndicesAndPositions(tokenIndptr, kvLens), cache, table, null);
+      dev.synchronize();
+      long t0 = System.nanoTime();
+      decode.plan(table, hqo, hkv, headDim, page, dtype, AttentionOptions.defaults());
+      decode.run(qt, cache, out, null);
+      dev.synchronize();
+      ms[0] = (System.nanoTime() - t0) / 1e6;
+      return out.toFloatArray();
+    }
+  }
+}

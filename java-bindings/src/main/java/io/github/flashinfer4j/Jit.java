@@ -1,0 +1,95 @@
+package io.github.flashinfer4j;
+
+import io.github.flashinfer4j.lowlevel.Fi4j;
+
+/**
+ * Kernel routing and preparation over the C API (fi4j_kernel_supported / fi4j_kernel_prepare), and the log line of
+ * each run-time compile (INFO, with key and duration) and disk-cache hit (DEBUG) on the System.Logger
+ * {@value #LOGGER_NAME}.
+ */
+final class Jit {
+  static final String LOGGER_NAME = "io.github.flashinfer4j.jit";
+  private static final System.Logger LOG = System.getLogger(LOGGER_NAME);
+
+  private Jit() {}
+
+  /** Which kernel serves a configuration. */
+  enum Route {
+    CPU,
+    AHEAD_OF_TIME,
+    RUN_TIME_COMPILED;
+
+    static Route of(int code) {
+      switch (code) {
+        case Fi4j.FI4J_ROUTE_CPU:
+          return CPU;
+        case Fi4j.FI4J_ROUTE_AOT:
+          return AHEAD_OF_TIME;
+        case Fi4j.FI4J_ROUTE_JIT:
+          return RUN_TIME_COMPILED;
+        default:
+          throw new Flashinfer4jException("internal error: unknown kernel route " + code);
+      }
+    }
+  }
+
+  static Fi4j.fi4j_kernel_config toNative(KernelConfig c) {
+    Fi4j.fi4j_kernel_config n = new Fi4j.fi4j_kernel_config();
+    n.op(c.op().code())
+        .dtype(c.dtype().code())
+        .head_dim(c.headDim())
+        .soft_cap(c.softCap() ? 1 : 0)
+        .pos_encoding(c.posEncoding().code())
+        .path(c.path().code());
+    return n;
+  }
+
+  /** The route, or throws UnsupportedConfigurationException (whose message says why and what to install). */
+  static Route route(KernelConfig c) {
+    Native.ensureLoaded();
+    try (Fi4j.fi4j_kernel_config n = toNative(c)) {
+      int[] route = new int[1];
+      Native.check(Fi4j.fi4j_kernel_supported(c.device().code(), n, route));
+      return Route.of(route[0]);
+    }
+  }
+
+  /** Makes the kernel of c ready on its device (compiling it when needed) and logs what that took. */
+  static Flashinfer4j.WarmUpResult prepare(KernelConfig c) {
+    Native.ensureLoaded();
+    try (Fi4j.fi4j_kernel_config n = toNative(c);
+        Fi4j.fi4j_kernel_prepare_info info = new Fi4j.fi4j_kernel_prepare_info()) {
+      Native.check(Fi4j.fi4j_kernel_prepare(c.device().code(), n, info));
+      Route route = Route.of(info.route());
+      String key = route == Route.RUN_TIME_COMPILED ? info.key().getString() : "";
+      Flashinfer4j.WarmUpResult.Source source;
+      switch (info.origin()) {
+        case Fi4j.FI4J_JIT_COMPILED:
+          source = Flashinfer4j.WarmUpResult.Source.COMPILED;
+          LOG.log(System.Logger.Level.INFO, "compiled kernel {0} in {1} ms ({2})",
+              key, Math.round(info.compile_ms()), c);
+          break;
+        case Fi4j.FI4J_JIT_DISK:
+          source = Flashinfer4j.WarmUpResult.Source.DISK_CACHE;
+          LOG.log(System.Logger.Level.DEBUG, "loaded kernel {0} from the disk cache in {1} ms ({2})",
+              key, Math.round(info.total_ms()), c);
+          break;
+        case Fi4j.FI4J_JIT_MEMORY:
+          source = Flashinfer4j.WarmUpResult.Source.MEMORY;
+          break;
+        default:
+          source = Flashinfer4j.WarmUpResult.Source.AHEAD_OF_TIME;
+          break;
+      }
+      return new Flashinfer4j.WarmUpResult(c, source, key, info.compile_ms(), info.total_ms());
+    }
+  }
+
+  /** Prepares the decode kernel that a plan or single decode with these arguments needs (a no-op for AOT/CPU). */
+  static void prepareDecode(Device device, DType dtype, int headDim, AttentionOptions options, DecodePath path) {
+    KernelConfig c = KernelConfig.forDecode(device, dtype, headDim, options, path);
+    if (route(c) == Route.RUN_TIME_COMPILED) {
+      prepare(c);
+    }
+  }
+}

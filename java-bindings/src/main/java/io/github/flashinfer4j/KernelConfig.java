@@ -1,0 +1,173 @@
+package io.github.flashinfer4j;
+
+import java.util.Objects;
+
+/**
+ * One kernel configuration, as {@link Flashinfer4j#isSupported(KernelConfig)} and
+ * {@link Flashinfer4j#warmUp(KernelConfig...)} take it: the op, the device, the dtype, the head dim and the variant
+ * choices that select a kernel (soft cap on or off, positional encoding, decode path). Immutable; build one with
+ * {@link #decode(Device, DType, int)} or {@link #forDecode(Device, DType, int, AttentionOptions, DecodePath)}.
+ *
+ * <p>On the CUDA backend decode runs head dims 64, 128 and 256 with kernels compiled ahead of time, and the other
+ * multiples of 16 from 16 to 256 with kernels compiled at run time by NVRTC (CUDA-core path only) and kept in the
+ * {@link JitCache}. The CPU reference runs every even head dim up to 1024.
+ */
+public final class KernelConfig {
+  /** The operation a kernel serves. */
+  public enum Op {
+    /** Batch or single decode over a paged (or plain) KV cache. */
+    DECODE(0);
+
+    private final int code;
+
+    Op(int code) {
+      this.code = code;
+    }
+
+    int code() {
+      return code;
+    }
+  }
+
+  private final Op op;
+  private final Device device;
+  private final DType dtype;
+  private final int headDim;
+  private final boolean softCap;
+  private final PosEncoding posEncoding;
+  private final DecodePath path;
+
+  private KernelConfig(Builder b) {
+    this.op = b.op;
+    this.device = b.device;
+    this.dtype = b.dtype;
+    this.headDim = b.headDim;
+    this.softCap = b.softCap;
+    this.posEncoding = b.posEncoding;
+    this.path = b.path;
+  }
+
+  /** A decode configuration builder: no soft cap, no positional encoding, path AUTO. */
+  public static Builder decode(Device device, DType dtype, int headDim) {
+    return new Builder(Op.DECODE, device, dtype, headDim);
+  }
+
+  /** The decode configuration that a plan with these options needs. */
+  public static KernelConfig forDecode(Device device, DType dtype, int headDim, AttentionOptions options,
+      DecodePath path) {
+    Objects.requireNonNull(options, "options");
+    return decode(device, dtype, headDim)
+        .softCap(options.logitsSoftCap() > 0)
+        .posEncoding(options.posEncoding())
+        .path(path)
+        .build();
+  }
+
+  public Op op() {
+    return op;
+  }
+
+  public Device device() {
+    return device;
+  }
+
+  public DType dtype() {
+    return dtype;
+  }
+
+  public int headDim() {
+    return headDim;
+  }
+
+  /** Whether the logits soft cap is on (its value is a run-time argument, not part of the kernel). */
+  public boolean softCap() {
+    return softCap;
+  }
+
+  public PosEncoding posEncoding() {
+    return posEncoding;
+  }
+
+  public DecodePath path() {
+    return path;
+  }
+
+  /** A builder that starts from this configuration. */
+  public Builder toBuilder() {
+    return new Builder(op, device, dtype, headDim).softCap(softCap).posEncoding(posEncoding).path(path);
+  }
+
+  @Override
+  public boolean equals(Object o) {
+    if (this == o) {
+      return true;
+    }
+    if (!(o instanceof KernelConfig)) {
+      return false;
+    }
+    KernelConfig c = (KernelConfig) o;
+    return op == c.op && device.equals(c.device) && dtype == c.dtype && headDim == c.headDim
+        && softCap == c.softCap && posEncoding == c.posEncoding && path == c.path;
+  }
+
+  @Override
+  public int hashCode() {
+    return Objects.hash(op, device, dtype, headDim, softCap, posEncoding, path);
+  }
+
+  @Override
+  public String toString() {
+    return op.name().toLowerCase(java.util.Locale.ROOT) + "{" + device + ", " + dtype + ", headDim=" + headDim
+        + ", softCap=" + softCap + ", " + posEncoding + ", path=" + path + "}";
+  }
+
+  /** Builds a {@link KernelConfig}; not thread-safe. */
+  public static final class Builder {
+    private final Op op;
+    private final Device device;
+    private final DType dtype;
+    private final int headDim;
+    private boolean softCap;
+    private PosEncoding posEncoding = PosEncoding.NONE;
+    private DecodePath path = DecodePath.AUTO;
+
+    private Builder(Op op, Device device, DType dtype, int headDim) {
+      this.op = Objects.requireNonNull(op, "op");
+      if (device == null) {
+        throw InvalidArgumentException.of("device", "non-null", "null");
+      }
+      if (dtype == null) {
+        throw InvalidArgumentException.of("dtype", "non-null", "null");
+      }
+      Checks.check(headDim >= 1, "headDim", ">= 1", headDim);
+      this.device = device;
+      this.dtype = dtype;
+      this.headDim = headDim;
+    }
+
+    public Builder softCap(boolean on) {
+      this.softCap = on;
+      return this;
+    }
+
+    public Builder posEncoding(PosEncoding encoding) {
+      if (encoding == null) {
+        throw InvalidArgumentException.of("posEncoding", "non-null", "null");
+      }
+      this.posEncoding = encoding;
+      return this;
+    }
+
+    public Builder path(DecodePath decodePath) {
+      if (decodePath == null) {
+        throw InvalidArgumentException.of("path", "non-null", "null");
+      }
+      this.path = decodePath;
+      return this;
+    }
+
+    public KernelConfig build() {
+      return new KernelConfig(this);
+    }
+  }
+}
