@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 import io.github.flashinfer4j.DType;
 import io.github.flashinfer4j.bench.PrefillBenchmark.Config;
@@ -21,12 +22,15 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * What of {@code bench prefill} runs without a GPU: argument parsing, FLOP counting, the NaN check, the JSON rows,
- * and the whole command on the CPU reference (a smoke test with tiny shapes).
+ * the whole command on the CPU reference (a smoke test with tiny shapes), and python-compat/prefill_report.py on
+ * synthetic and smoke-test output (skipped, with the reason, when python3 is missing).
  */
 class PrefillBenchmarkTest {
   @TempDir
@@ -151,10 +155,10 @@ class PrefillBenchmarkTest {
     assertFalse(e.containsKey("TFLOPs"));
   }
 
-  /** The command end to end on the CPU reference. */
+  /** The command end to end on the CPU reference, then its output through prefill_report.py. */
   @Test
   @SuppressWarnings("unchecked")
-  void cpuSmokeRunWritesPrefillJson() throws Exception {
+  void cpuSmokeRunWritesPrefillJsonThatTheReportReads() throws Exception {
     Run r = bench("--device", "cpu", "--quick", "--reps", "3", "--warmup", "1", "--shapes", "1x48:4/2,2x33:4/2:full",
         "--dim", "64", "--out", tmp.toString());
     assertEquals(0, r.rc, r.out + r.err);
@@ -181,6 +185,77 @@ class PrefillBenchmarkTest {
     }
     // single only for batch 1
     assertEquals(List.of("1x48 ragged", "1x48 single", "1x48 paged", "2x33 ragged", "2x33 paged"), seen);
+
+    Run rep = report(tmp.resolve("prefill.json"));
+    assertEquals(0, rep.rc, rep.out + rep.err);
+    assertTrue(rep.out.startsWith("### Prefill, CPU reference, "), rep.out);
+    assertTrue(rep.out.contains("Peers: not measured in this run"), rep.out);
+    assertTrue(tableRow(rep.out, "1 x 48 causal, 4/2, D=64").endsWith("| - | - | - | - | - | - |"), rep.out);
+    assertTrue(rep.out.contains("(`SinglePrefill`, batch 1, same data: 1 x 48 causal, 4/2, D=64: "), rep.out);
+  }
+
+  @Test
+  void reportTableAgainstTargetsAndPeers() throws Exception {
+    List<String> rows = new ArrayList<>();
+    // D=128: two targets met, one missed, one paged variant 20% behind ragged; D=64 rows have no target
+    rows.add(row(1, 8192, 128, true, "ragged", 381.0));
+    rows.add(row(1, 8192, 128, true, "paged", 370.0));
+    rows.add(row(1, 8192, 128, false, "ragged", 409.9));
+    rows.add(row(1, 8192, 128, false, "paged", 400.0));
+    rows.add(row(4, 2048, 128, true, "ragged", 330.0));
+    rows.add(row(4, 2048, 128, true, "paged", 264.0));
+    rows.add(row(1, 8192, 64, true, "ragged", 300.0));
+    rows.add(row(1, 8192, 64, true, "paged", 290.0));
+    rows.add("{\"B\":1,\"qo_len\":16384,\"kv_len\":16384,\"H\":32,\"Hkv\":8,\"D\":256,\"causal\":true,"
+        + "\"dtype\":\"BF16\",\"layout\":\"NHD\",\"variant\":\"paged\",\"error\":\"UnsupportedConfigurationException: smem\"}");
+    // the runner emits D=64 before D=128 here: the report still puts the rows with targets first
+    List<String> ordered = new ArrayList<>(rows.subList(6, 9));
+    ordered.addAll(rows.subList(0, 6));
+    Path ours = tmp.resolve("prefill.json");
+    Files.writeString(ours, "{\"device\":\"NVIDIA H100 80GB HBM3\",\"date\":\"2026-12-01\",\"timing\":\"CUDA events, "
+        + "single run() calls\",\"warmup\":10,\"reps\":50,\"prefill\":[" + String.join(",", ordered) + "]}");
+    Path peers = tmp.resolve("peers.json");
+    Files.writeString(peers, "{\"device\":\"NVIDIA H100 80GB HBM3\",\"copy_TBps\":2.9,\"gemm_bf16_TFLOPs\":771.2,"
+        + "\"decode\":[],\"prefill\":["
+        + "{\"B\":1,\"L\":8192,\"H\":32,\"Hkv\":8,\"D\":128,\"causal\":true,\"flash_TFLOPs\":316.3,\"flash_gqa\":"
+        + "\"enable_gqa\",\"cudnn_TFLOPs\":572.6,\"cudnn_gqa\":\"enable_gqa\",\"efficient_TFLOPs\":\"err:no\"},"
+        + "{\"B\":4,\"L\":2048,\"H\":32,\"Hkv\":8,\"D\":128,\"causal\":true,\"flash_TFLOPs\":273.5,\"cudnn_TFLOPs\":477.0},"
+        + "{\"B\":1,\"L\":8192,\"H\":32,\"Hkv\":8,\"D\":64,\"causal\":true,\"flash_TFLOPs\":250.0,\"flash_gqa\":"
+        + "\"enable_gqa\",\"cudnn_TFLOPs\":420.0,\"cudnn_gqa\":\"expanded\"},"
+        + "{\"B\":1,\"L\":16384,\"H\":32,\"Hkv\":8,\"D\":256,\"causal\":true,\"flash_TFLOPs\":330.0,\"flash_gqa\":"
+        + "\"enable_gqa\",\"cudnn_TFLOPs\":\"err:No available kernel\"}]}");
+    Run r = report(ours, peers);
+    assertEquals(0, r.rc, r.out + r.err);
+    String t = r.out;
+    assertTrue(t.startsWith("### Prefill, NVIDIA H100 80GB HBM3, 2026-12-01: BF16, NHD"), t);
+    assertTrue(t.contains("| shape | flashinfer4j ragged | paged | paged/ragged | FlashInfer FA2 (recorded) | "
+        + "PyTorch FA2 | cuDNN | ours/FlashInfer | target | met |"), t);
+    assertEquals("| 1 x 8192 causal, 32/8, D=128 | 381.0 | 370.0 | 0.97 | 359 | 316.3 | 572.6 | 1.06 | 380 | yes |",
+        tableRow(t, "1 x 8192 causal, 32/8, D=128"));
+    assertEquals("| 1 x 8192 non-causal, 32/8, D=128 | 409.9 | 400.0 | 0.98 | 393 | - | - | 1.04 | 410 | no |",
+        tableRow(t, "1 x 8192 non-causal, 32/8, D=128"));
+    assertEquals("| 4 x 2048 causal, 32/8, D=128 | 330.0 | 264.0 | 0.80 | 312 | 273.5 | 477.0 | 1.06 | 330 | yes |",
+        tableRow(t, "4 x 2048 causal, 32/8, D=128"));
+    assertEquals("| 1 x 8192 causal, 32/8, D=64 | 300.0 | 290.0 | 0.97 | - | 250.0 | 420.0 (exp.) | - | - | - |",
+        tableRow(t, "1 x 8192 causal, 32/8, D=64"));
+    assertEquals("| 1 x 16384 causal, 32/8, D=256 | - | - | - | - | 330.0 | err | - | - | - |",
+        tableRow(t, "1 x 16384 causal, 32/8, D=256"));
+    assertTrue(t.indexOf("D=128 |") < t.indexOf("D=64 |") && t.indexOf("D=64 |") < t.indexOf("D=256 |"), t);
+    assertTrue(t.contains("Paged within 10% of ragged (issue 4): no for 4 x 2048 causal, 32/8, D=128: 0.80."), t);
+    assertTrue(t.contains("or K/V expanded to H_qo heads before the timed call where the backend refused it, "
+        + "marked (exp.)"), t);
+    assertTrue(t.contains("bf16 GEMM 8192^3 in this run: 771 TFLOP/s"), t);
+    assertTrue(t.contains("Not measured / failed: 1 x 16384 causal, 32/8, D=256 paged: "
+        + "UnsupportedConfigurationException: smem"), t);
+    assertFalse(t.contains("Warning"), t);
+  }
+
+  private static String row(int b, int len, int dim, boolean causal, String variant, double tflops) {
+    Shape s = new Shape(b, len, 32, 8, causal);
+    double flops = PrefillBenchmark.flops(s, dim);
+    double ms = flops / (tflops * 1e12) * 1e3;
+    return PrefillBenchmark.row(s, dim, DType.BF16, variant, variant.equals("paged") ? 16 : 0, ms, ms, 50, flops,
+        true);
   }
 
   // ---- helpers ----
@@ -205,5 +280,53 @@ class PrefillBenchmarkTest {
       int rc = PrefillBenchmark.run(args, o, e);
       return new Run(rc, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
     }
+  }
+
+  private static String tableRow(String table, String shape) {
+    for (String line : table.split("\n")) {
+      if (line.startsWith("| " + shape + " |")) {
+        return line.trim();
+      }
+    }
+    fail("no row for " + shape + " in:\n" + table);
+    return null;
+  }
+
+  /** Runs python-compat/prefill_report.py (standard library only); skips the test when python3 is missing. */
+  private Run report(Path... files) throws Exception {
+    String python = System.getProperty("flashinfer4j.python", "python3");
+    Path script = null;
+    for (Path d = Paths.get(System.getProperty("user.dir")).toAbsolutePath(); d != null; d = d.getParent()) {
+      Path p = d.resolve("python-compat").resolve("prefill_report.py");
+      if (Files.isRegularFile(p)) {
+        script = p;
+        break;
+      }
+    }
+    if (script == null) {
+      throw new IllegalStateException("python-compat/prefill_report.py not found above " + System.getProperty("user.dir"));
+    }
+    List<String> cmd = new ArrayList<>(List.of(python, "-B", script.toString()));
+    for (Path f : files) {
+      cmd.add(f.toString());
+    }
+    Path errFile = Files.createTempFile(tmp, "report", ".err");
+    ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(errFile.toFile());
+    pb.environment().put("PYTHONDONTWRITEBYTECODE", "1");
+    Process p;
+    try {
+      p = pb.start();
+    } catch (IOException e) {
+      Assumptions.abort("prefill_report.py not run: " + python + " cannot be started (" + e.getMessage()
+          + "); install python3 or set -Dflashinfer4j.python=/path/to/python3");
+      return null;
+    }
+    p.getOutputStream().close();
+    byte[] out = p.getInputStream().readAllBytes();
+    if (!p.waitFor(60, TimeUnit.SECONDS)) {
+      p.destroyForcibly();
+      fail(String.join(" ", cmd) + " did not finish in 60 s");
+    }
+    return new Run(p.exitValue(), new String(out, StandardCharsets.UTF_8), Files.readString(errFile));
   }
 }
