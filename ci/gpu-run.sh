@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Everything the GPU machine runs for one submission, in one call (the device tool's machine has no Java: the
 # bundle brings a runtime). Carry target/gpu-bundle.tar.gz and benchmarks/target/benchmarks.jar.
-#   ci/gpu-run.sh [tests] [memcheck] [racecheck] [harness] [prefill-harness] [demo] [bench] [variants] [compat] [jmh] [jit] [jit-smoke]   (default: tests harness demo)
+#   ci/gpu-run.sh [tests] [memcheck] [racecheck] [harness] [prefill-harness] [demo] [bench] [prefill-bench] [variants]
+#                 [compat] [jmh] [jit] [jit-smoke]   (default: tests harness demo)
 # Results come back in $OUT (or ./gpu-out), few files as the device tool allows: logs.tgz (every log and output),
-# decode.json, peers.json and decode_table.md when the bench step ran, jit.txt when the jit step ran.
+# decode.json and decode_table.md when the bench step ran, prefill.json and prefill_table.md when prefill-bench ran,
+# peers.json (the PyTorch peers, run once per call for whichever bench steps ask), decode_variants.md, jit.txt.
+# PREFILL_ARGS adds options to `bench prefill` (e.g. "--quick" or "--dim 128").
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="${OUT:-$root/gpu-out}"
@@ -19,6 +22,12 @@ bundle="$work/gpu-bundle"
 java=("$bundle/runtime/bin/java" -Dorg.bytedeco.javacpp.cachedir="$work/jc")
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader
 status=0
+# the PyTorch peers (python-compat/torch_peers.py: prefill and decode), once per call whichever steps need them
+peers() {
+  [[ -f "$out/peers.txt" ]] && return 0
+  (cd "$out" && OUT="$out" PYTHONUNBUFFERED=1 python3 "$root/python-compat/torch_peers.py" > "$out/peers.txt" 2>&1) ||
+    echo "peers failed (see peers.txt in logs.tgz)"
+}
 for step in "${steps[@]}"; do
   echo "== $step"
   case "$step" in
@@ -37,8 +46,16 @@ for step in "${steps[@]}"; do
     demo) "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" demo 2>&1 | tee "$out/demo.txt" | tail -12 ;;
     bench)
       "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" bench decode --out "$out" | tee "$out/bench.txt" || status=1
-      (cd "$out" && OUT="$out" PYTHONUNBUFFERED=1 python3 "$root/python-compat/torch_peers.py" > "$out/peers.txt" 2>&1) || echo "peers failed"
+      peers
       python3 "$root/python-compat/decode_report.py" "$out/decode.json" "$out/peers.json" > "$out/decode_table.md" && cat "$out/decode_table.md" ;;
+    prefill-bench)
+      # shellcheck disable=SC2086 # PREFILL_ARGS is a list of options
+      "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" bench prefill --out "$out" ${PREFILL_ARGS:-} |
+        tee "$out/prefill-bench.txt" || status=1
+      peers
+      pj=(); [[ -f "$out/peers.json" ]] && pj=("$out/peers.json")
+      python3 "$root/python-compat/prefill_report.py" "$out/prefill.json" "${pj[@]}" > "$out/prefill_table.md" &&
+        cat "$out/prefill_table.md" || status=1 ;;
     compat)
       P="$root/python-compat"
       python3 "$P/make_cases.py" --preset sweep --source reference -o "$work/sweep.safetensors" > /dev/null &&
@@ -95,5 +112,6 @@ for step in "${steps[@]}"; do
   esac
 done
 tar czf "$dest/logs.tgz" -C "$work" out
-for f in decode.json peers.json decode_table.md decode_variants.md jit.txt; do [[ -f "$out/$f" ]] && cp "$out/$f" "$dest/"; done
+# at most 8 files with logs.tgz
+for f in decode.json peers.json decode_table.md decode_variants.md prefill.json prefill_table.md jit.txt; do [[ -f "$out/$f" ]] && cp "$out/$f" "$dest/"; done
 exit $status

@@ -2,7 +2,10 @@ package io.github.flashinfer4j.bench;
 
 import java.util.Arrays;
 
-/** Entry point of benchmarks.jar: {@code demo} (default), {@code bench}, {@code compat}, {@code jit-probe} or {@code jmh [JMH options]}. */
+/**
+ * Entry point of benchmarks.jar: {@code demo} (default), {@code bench decode|prefill [options]}, {@code compat run},
+ * {@code jit-probe} or {@code jmh [JMH options]}.
+ */
 public final class Main {
   private Main() {}
 
@@ -17,7 +20,10 @@ public final class Main {
         if (rest.length > 0 && rest[0].equals("decode")) {
           System.exit(DecodeBenchmark.run(Arrays.copyOfRange(rest, 1, rest.length)));
         }
-        System.err.println("usage: java -jar benchmarks.jar bench decode [--out DIR] [--quick]");
+        if (rest.length > 0 && rest[0].equals("prefill")) {
+          System.exit(PrefillBenchmark.run(Arrays.copyOfRange(rest, 1, rest.length)));
+        }
+        System.err.println("usage: java -jar benchmarks.jar bench decode|prefill [--out DIR] [--quick] [options]");
         System.exit(2);
         break;
       case "compat": System.exit(io.github.flashinfer4j.bench.compat.CompatCommand.run(rest)); break;
@@ -28,7 +34,7 @@ public final class Main {
         org.openjdk.jmh.Main.main(rest);
         break;
       default:
-        System.err.println("usage: java -jar benchmarks.jar [demo [--cpu] | bench decode [--out DIR] [--quick] | jmh [options]]");
+        System.err.println("usage: java -jar benchmarks.jar [demo [--cpu] | bench decode|prefill [--out DIR] [--quick] | jmh [options]]");
         System.err.println("       java -jar benchmarks.jar compat run CASES OUT [--device auto|cpu|cuda] [--case NAME]...");
         System.err.println("       java -jar benchmarks.jar jit-probe [--cache-dir DIR] [--head-dim D] [--dtype BF16|F16]");
         System.exit(2);
