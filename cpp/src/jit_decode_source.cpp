@@ -55,7 +55,9 @@ std::string decode_source(const DecodeKernelSpec& spec) {
 }
 
 std::vector<std::string> nvrtc_options(const std::string& arch) {
-  return {"-std=c++17", "-arch=" + arch, "--expt-relaxed-constexpr", "-default-device"};
+  // NVRTC has no --expt-relaxed-constexpr (nvcc only): with -default-device every unannotated function, constexpr
+  // ones included, is already device code.
+  return {"-std=c++17", "-arch=" + arch, "-default-device"};
 }
 
 Config decode_config(const DecodeKernelSpec& spec, const std::string& arch) {
