@@ -49,6 +49,16 @@ public final class Device {
     return Fi4j.fi4j_no_device_reason().getString();
   }
 
+  /**
+   * The classifier of the natives jar in use, e.g. {@code "linux-x86_64-sm90"}. With several on the class path
+   * (flashinfer4j-platform) it is the one chosen for the GPU: the system property {@code flashinfer4j.arch} or the
+   * environment variable {@code FLASHINFER4J_ARCH} (sm80, sm89, sm90, sm100) when set, else the newest build that
+   * runs on the first visible GPU's compute capability (nvidia-smi), else JavaCPP's pick.
+   */
+  public static String nativeClassifier() {
+    return Native.loadedClassifier();
+  }
+
   /** CUDA device 0 when there is one, else the CPU backend. */
   public static Device best() {
     return cudaDeviceCount() > 0 ? new Device(0) : CPU;

@@ -2,7 +2,12 @@ package io.github.flashinfer4j;
 
 import io.github.flashinfer4j.lowlevel.Fi4j;
 import java.lang.ref.Cleaner;
+import java.net.URL;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.bytedeco.javacpp.Loader;
@@ -28,22 +33,80 @@ final class Native {
 
   private Native() {}
 
+  /**
+   * The one-time load: which natives jar (see {@link NativeArch}), then JavaCPP. When several classifier jars are
+   * on the class path, JavaCPP 1.5.14 would take the first it finds among the preset's extensions in reverse order
+   * (-sm100, -sm90, -sm89, -sm80), whatever the GPU, unless org.bytedeco.javacpp.platform.extension names one
+   * (read once per JVM, for every JavaCPP library). Passing Loader.load(Fi4j.class, properties, ...) an extension
+   * would not do: it initialises Fi4j first, whose static initializer loads with the JVM-wide properties. So the
+   * chosen jar's two libraries are loaded by name first, and JavaCPP, which keeps loaded libraries by name, then
+   * uses them.
+   */
   private static final class Holder {
-    static final Throwable LOAD_FAILURE = load();
+    static final Loaded LOADED = load();
 
-    private static Throwable load() {
+    private static Loaded load() {
       try {
+        String platform = Loader.getPlatform();
+        List<String> present = new ArrayList<>();
+        for (String arch : NativeArch.ARCHS) {
+          if (resource(platform, arch, JNI_LIBRARY) != null) {
+            present.add(arch);
+          }
+        }
+        NativeArch.Choice choice = NativeArch.choose(System.getProperty(NativeArch.PROPERTY),
+            System.getenv(NativeArch.ENV), Loader.loadProperties().getProperty("platform.extension"), present,
+            NativeArch::detectComputeCapability);
+        if (choice.error() != null) {
+          return new Loaded(new Flashinfer4jException("flashinfer4j natives: " + choice.error()), null);
+        }
+        if (choice.arch() != null) {
+          for (String library : new String[] {CORE_LIBRARY, JNI_LIBRARY}) {
+            Loader.loadLibrary(Fi4j.class, new URL[] {resource(platform, choice.arch(), library)}, library);
+          }
+        }
         Loader.load(Fi4j.class);
-        return null;
+        String classifier = loadedClassifier(platform, choice.arch());
+        LOG.log(System.Logger.Level.DEBUG, () -> "flashinfer4j: loaded natives " + classifier + " ("
+            + (choice.arch() != null ? "" : "JavaCPP's pick: ") + choice.reason()
+            + "; natives jars on the class path: " + present + ")");
+        return new Loaded(null, classifier);
       } catch (Throwable t) {
-        return t;
+        return new Loaded(t, null);
       }
     }
   }
 
+  private static final String CORE_LIBRARY = "flashinfer4j";
+  private static final String JNI_LIBRARY = "jniFi4j";
+
+  /** Outcome of the one-time load: the failure, or the classifier of the natives that were loaded. */
+  private record Loaded(Throwable failure, String classifier) {}
+
+  /** The library in the natives jar of {@code arch} (as the presets module lays it out), or null. */
+  private static URL resource(String platform, String arch, String library) {
+    return Fi4j.class.getClassLoader().getResource(
+        "io/github/flashinfer4j/" + platform + "-" + arch + "/" + System.mapLibraryName(library));
+  }
+
+  /** The classifier folder the JNI library was loaded from (JavaCPP's cache keeps the jar layout). */
+  private static String loadedClassifier(String platform, String chosen) {
+    String path = Loader.getLoadedLibraries().get(JNI_LIBRARY);
+    if (path != null) {
+      Path dir = Paths.get(path).getParent();
+      if (dir != null && dir.getFileName() != null && dir.getFileName().toString().startsWith(platform)) {
+        return dir.getFileName().toString();
+      }
+    }
+    return chosen != null ? platform + "-" + chosen : platform;
+  }
+
   /** Loads the natives once; a missing classifier jar becomes an exception that says what to add. */
   static void ensureLoaded() {
-    Throwable failure = Holder.LOAD_FAILURE;
+    Throwable failure = Holder.LOADED.failure();
+    if (failure instanceof Flashinfer4jException) {
+      throw new Flashinfer4jException(failure.getMessage(), failure);
+    }
     if (failure != null) {
       throw new Flashinfer4jException(
           "flashinfer4j natives could not be loaded: add the dependency io.github.flashinfer4j:flashinfer4j-presets "
@@ -51,6 +114,12 @@ final class Native {
               + failure + ")",
           failure);
     }
+  }
+
+  /** The classifier of the natives jar that was loaded, e.g. "linux-x86_64-sm90". */
+  static String loadedClassifier() {
+    ensureLoaded();
+    return Holder.LOADED.classifier();
   }
 
   /** Throws the typed exception for a non-zero status, with the library's message for this thread. */
