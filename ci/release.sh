@@ -6,7 +6,7 @@
 # architecture, the Java suite (sm90 natives) and the platform module's load tests unless --skip-tests.
 #
 # Needs what `mvn verify` needs (JDK 17+, Maven, CMake, g++, nvcc); no GPU. sm100 needs CUDA >= 12.8 (nvcc 13 here).
-# On the CI machine class (2 cores) it takes about 4 minutes (README: "Release build").
+# On the CI machine class (2 cores) it takes about 4.5 minutes (README: "Release build").
 #
 # Usage: ci/release.sh [--sm90a] [--skip-tests] [-- extra mvn args]
 #   --sm90a   also build architecture-specific sm_90a code into the sm90 jar (or SM90A=1). Only kernels that
