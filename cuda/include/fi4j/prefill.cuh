@@ -45,20 +45,22 @@ constexpr int kThreads = 32 * kWarps;
 /// Tile geometry for head dim D and kM m16 row tiles per warp.
 template <int D, int kM>
 struct Geometry {
-  static_assert(D == 64 || D == 128 || D == 256, "head_dim must be 64, 128 or 256");
+  static_assert(D % 16 == 0 && D >= 16 && D <= 256, "head_dim must be a multiple of 16 in [16, 256]");
   static_assert(kM == 1 || kM == 2, "one or two m16 row tiles per warp");
   static constexpr int kRowsWarp = 16 * kM;
   static constexpr int kRowsTile = kRowsWarp * kWarps;  // packed query rows per block
-  static constexpr int kKvTile = D == 256 ? 32 : FI4J_PREFILL_KV_TILE;  // keys per K/V tile
+  static constexpr int kKvTile = D > 128 ? 32 : FI4J_PREFILL_KV_TILE;  // keys per K/V tile
   static constexpr int kUnits = D / kVecElems;        // 16-byte units per row
+  /// Shared-memory row: the units rounded up to a multiple of 8 (the swizzle permutes groups of 8 units); equal
+  /// to D for the ahead-of-time head dims, padded for run-time compiled ones such as 80 or 96.
+  static constexpr int kStride = (kUnits + 7) / 8 * 8 * kVecElems;
   static constexpr int kKSteps = D / 16;              // k-steps of Q.K^T
   static constexpr int kSTiles = kKvTile / 8;         // n8 tiles of S
   static constexpr int kPSteps = kKvTile / 16;        // k-steps of P.V
   static constexpr int kOTiles = D / 8;               // n8 tiles of O
   static constexpr int kLoadSteps = kKvTile * kUnits / kThreads;
-  static constexpr int kMinBlocks = D == 256 ? 1 : 2;
+  static constexpr int kMinBlocks = D > 128 ? 1 : 2;
   static_assert(kLoadSteps * kThreads == kKvTile * kUnits, "tile copy must divide evenly");
-  static_assert(kUnits >= 8, "the swizzle needs 8 16-byte units per row");
 };
 
 /// Row tiles per warp for a head dim and RoPE when the caller asks for cta_tile_q query rows per block (64 or
@@ -74,13 +76,13 @@ __host__ __device__ constexpr bool q_in_registers() {
   return kM * D <= 128 && !kRope;
 }
 
-/// Dynamic shared memory layout, byte offsets (all tiles [rows][D] of T, swizzled):
+/// Dynamic shared memory layout, byte offsets (all tiles [rows][kStride] of T, swizzled):
 ///   Q [kRowsTile][D] | Q_lo (RoPE) | K [2][N][D] | K_lo [2][N][D] (RoPE) | V [2][N][D] | tile scan scratch
 template <int D, int kM, bool kRope>
 struct SmemLayout {
   using G = Geometry<D, kM>;
-  static constexpr int kQBytes = G::kRowsTile * D * 2;
-  static constexpr int kKvBytes = G::kKvTile * D * 2;  // one K or V stage
+  static constexpr int kQBytes = G::kRowsTile * G::kStride * 2;
+  static constexpr int kKvBytes = G::kKvTile * G::kStride * 2;  // one K or V stage
   static constexpr int kQOffset = 0;
   static constexpr int kQLoOffset = kQOffset + kQBytes;
   static constexpr int kKOffset = kQLoOffset + (kRope ? kQBytes : 0);
@@ -95,11 +97,12 @@ __host__ __device__ constexpr int smem_bytes() {
   return SmemLayout<D, kM, kRope>::kBytes;
 }
 
-/// Element offset of (row, col) in a swizzled [rows][D] tile of 16-bit elements.
-template <int D>
+/// Element offset of (row, col) in a swizzled [rows][kStride] tile of 16-bit elements: the 16-byte unit index is
+/// xor-ed with row % 8 within its group of 8 units.
+template <int kStride>
 __device__ __forceinline__ int swz(int row, int col) {
   const int u = col / kVecElems;
-  return row * D + (((u ^ row) & 7) | (u & ~7)) * kVecElems + col % kVecElems;
+  return row * kStride + (((u ^ row) & 7) | (u & ~7)) * kVecElems + col % kVecElems;
 }
 
 /// Number of query rows of request b.
@@ -228,8 +231,8 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
   // Starts the copy of K/V tile t into buffer buf; keys outside [lo, hi) (or on a bad page) are zero-filled.
   auto issue_tile = [&](int t, int buf) {
     const int kv0 = lo + t * N;
-    T* const kd = k_tiles + buf * N * D;
-    T* const vd = v_tiles + buf * N * D;
+    T* const kd = k_tiles + buf * N * G::kStride;
+    T* const vd = v_tiles + buf * N * G::kStride;
 #pragma unroll 1
     for (int s = 0; s < G::kLoadSteps; ++s) {
       const int u = tid + s * kThreads;
@@ -251,8 +254,8 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
                   static_cast<int64_t>(kv_head) * p.ragged.v_stride_h;
         }
       }
-      cp_async_v16(kd + swz<D>(row, c * kVecElems), k_src + k_off + c * kVecElems, ok);
-      cp_async_v16(vd + swz<D>(row, c * kVecElems), v_src + v_off + c * kVecElems, ok);
+      cp_async_v16(kd + swz<G::kStride>(row, c * kVecElems), k_src + k_off + c * kVecElems, ok);
+      cp_async_v16(vd + swz<G::kStride>(row, c * kVecElems), v_src + v_off + c * kVecElems, ok);
     }
   };
 
@@ -274,8 +277,8 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
       Vec8<T>::to_float(ld_global_v16(src + c * kVecElems), x);
       if constexpr (kRope) {
         float partner[8];
-        Vec8<T>::to_float(ld_global_v16(src + (c ^ (G::kUnits / 2)) * kVecElems), partner);
         const bool low = c < G::kUnits / 2;
+        Vec8<T>::to_float(ld_global_v16(src + (low ? c + G::kUnits / 2 : c - G::kUnits / 2) * kVecElems), partner);
         const float pos = static_cast<float>(i + delta);
 #pragma unroll
         for (int e = 0; e < 8; ++e) {
@@ -290,10 +293,10 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
       unsigned big[4], small[4];
 #pragma unroll
       for (int w = 0; w < 4; ++w) split_pack<T>(x[2 * w], x[2 * w + 1], big[w], small[w]);
-      st_shared_v16(q_tile + swz<D>(row, c * kVecElems), make_uint4(big[0], big[1], big[2], big[3]));
-      st_shared_v16(q_lo + swz<D>(row, c * kVecElems), make_uint4(small[0], small[1], small[2], small[3]));
+      st_shared_v16(q_tile + swz<G::kStride>(row, c * kVecElems), make_uint4(big[0], big[1], big[2], big[3]));
+      st_shared_v16(q_lo + swz<G::kStride>(row, c * kVecElems), make_uint4(small[0], small[1], small[2], small[3]));
     } else {
-      st_shared_v16(q_tile + swz<D>(row, c * kVecElems), Vec8<T>::from_float(x));  // exact: x came from T
+      st_shared_v16(q_tile + swz<G::kStride>(row, c * kVecElems), Vec8<T>::from_float(x));  // exact: x came from T
     }
   }
   __syncthreads();
@@ -306,11 +309,11 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
   // base + compile-time row offset + 16 * ((2x) ^ sw) bytes: a few registers instead of one per (k-step, tile).
   const int ld_row = lane % 8;
   const int ld_j = lane / 8;
-  const unsigned q_base = smem_addr(q_tile) + 2 * (warp * G::kRowsWarp + (ld_j % 2) * 8 + ld_row) * D;
-  const unsigned q_lo_base = smem_addr(q_lo) + 2 * (warp * G::kRowsWarp + (ld_j % 2) * 8 + ld_row) * D;
-  const unsigned k_base = smem_addr(k_tiles) + 2 * ((ld_j / 2) * 8 + ld_row) * D;
-  const unsigned k_lo_base = smem_addr(k_lo_tiles) + 2 * ((ld_j / 2) * 8 + ld_row) * D;
-  const unsigned v_base = smem_addr(v_tiles) + 2 * ((ld_j % 2) * 8 + ld_row) * D;
+  const unsigned q_base = smem_addr(q_tile) + 2 * (warp * G::kRowsWarp + (ld_j % 2) * 8 + ld_row) * G::kStride;
+  const unsigned q_lo_base = smem_addr(q_lo) + 2 * (warp * G::kRowsWarp + (ld_j % 2) * 8 + ld_row) * G::kStride;
+  const unsigned k_base = smem_addr(k_tiles) + 2 * ((ld_j / 2) * 8 + ld_row) * G::kStride;
+  const unsigned k_lo_base = smem_addr(k_lo_tiles) + 2 * ((ld_j / 2) * 8 + ld_row) * G::kStride;
+  const unsigned v_base = smem_addr(v_tiles) + 2 * ((ld_j % 2) * 8 + ld_row) * G::kStride;
   const int q_sw = ((ld_j / 2) ^ ld_row) & 7;
   const int k_sw = ((ld_j % 2) ^ ld_row) & 7;
   const int v_sw = ((ld_j / 2) ^ ld_row) & 7;
@@ -323,7 +326,7 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
     for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
       for (int ks = 0; ks < G::kKSteps; ++ks)
-        ldmatrix_x4(qf[mt][ks], q_base + mt * 32 * D + unit_bytes(ks, q_sw));
+        ldmatrix_x4(qf[mt][ks], q_base + mt * 32 * G::kStride + unit_bytes(ks, q_sw));
   }
 
   // ---- This thread's rows (qr and qr + 8 of each m16 tile of the warp's slab) and the warp's position range.
@@ -366,8 +369,8 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
     if (t + 1 < num_tiles) issue_tile(t + 1, buf ^ 1);
     cp_async_commit();
     const int kv0 = lo + t * N;
-    T* const k_tile = k_tiles + buf * N * D;
-    T* const k_lo = k_lo_tiles + buf * N * D;
+    T* const k_tile = k_tiles + buf * N * G::kStride;
+    T* const k_lo = k_lo_tiles + buf * N * G::kStride;
 
     if constexpr (kRope) {
       // Rotate the keys at their positions in fp32; high part back into the tile, low part into k_lo. Unit u of
@@ -377,7 +380,7 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
       for (int idx = tid; idx < N * kRopeUnits; idx += kThreads) {
         const int row = idx / kRopeUnits;
         const int u = idx % kRopeUnits;
-        const int a = swz<D>(row, 2 * u), bb = swz<D>(row, 2 * u + D / 2);
+        const int a = swz<G::kStride>(row, 2 * u), bb = swz<G::kStride>(row, 2 * u + D / 2);
         float2 l = Vec8<T>::pair_to_float(*reinterpret_cast<const unsigned*>(k_tile + a));
         float2 h = Vec8<T>::pair_to_float(*reinterpret_cast<const unsigned*>(k_tile + bb));
         const float pos = static_cast<float>(kv0 + row);
@@ -402,8 +405,8 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
                            (wl >= 0 && kv0 < w_pos_max - wl);
 
     // ---- S = Q . K^T; each K fragment feeds the kM row tiles.
-    const unsigned k_addr = k_base + buf * (2 * N * D);
-    const unsigned k_lo_addr = k_lo_base + buf * (2 * N * D);
+    const unsigned k_addr = k_base + buf * (2 * N * G::kStride);
+    const unsigned k_lo_addr = k_lo_base + buf * (2 * N * G::kStride);
     float s[kM][G::kSTiles][4];
 #pragma unroll
     for (int mt = 0; mt < kM; ++mt)
@@ -418,18 +421,18 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
 #pragma unroll
           for (int x = 0; x < 4; ++x) a[mt][x] = qf[mt][ks][x];
         } else {
-          ldmatrix_x4(a[mt], q_base + mt * 32 * D + unit_bytes(ks, q_sw));
+          ldmatrix_x4(a[mt], q_base + mt * 32 * G::kStride + unit_bytes(ks, q_sw));
         }
       }
       unsigned a_lo[kM][4];
       if constexpr (kRope) {
 #pragma unroll
         for (int mt = 0; mt < kM; ++mt)
-          ldmatrix_x4(a_lo[mt], q_lo_base + mt * 32 * D + unit_bytes(ks, q_sw));
+          ldmatrix_x4(a_lo[mt], q_lo_base + mt * 32 * G::kStride + unit_bytes(ks, q_sw));
       }
 #pragma unroll
       for (int np = 0; np < G::kSTiles / 2; ++np) {
-        const unsigned off = np * 32 * D + unit_bytes(ks, k_sw);
+        const unsigned off = np * 32 * G::kStride + unit_bytes(ks, k_sw);
         unsigned bf[4];
         ldmatrix_x4(bf, k_addr + off);
 #pragma unroll
@@ -522,7 +525,7 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
     }
 
     // ---- O += P . V; each V fragment feeds the kM row tiles.
-    const unsigned v_addr = v_base + buf * (2 * N * D);
+    const unsigned v_addr = v_base + buf * (2 * N * G::kStride);
 #pragma unroll
     for (int kk = 0; kk < G::kPSteps; ++kk) {
       unsigned pa[kM][4];
@@ -537,7 +540,7 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
 #pragma unroll
       for (int np = 0; np < G::kOTiles / 2; ++np) {
         unsigned bv[4];
-        ldmatrix_x4_trans(bv, v_addr + kk * 32 * D + unit_bytes(np, v_sw));
+        ldmatrix_x4_trans(bv, v_addr + kk * 32 * G::kStride + unit_bytes(np, v_sw));
 #pragma unroll
         for (int mt = 0; mt < kM; ++mt) {
           Mma<T>::mma(o[mt][2 * np], pa[mt], bv[0], bv[1]);
