@@ -20,12 +20,20 @@ namespace {
 /// Throws UNSUPPORTED naming what the CUDA prefill kernels cannot run on this device: head dims other than
 /// 64/128/256, or a configuration whose shared memory exceeds the device's per-block limit (e.g. RoPE at head dim
 /// 128 or 256 on sm_86/sm_89, which have about 99 KB).
+int smem_limit(int device) {
+  int limit = 0;
+  check_cuda(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "cudaDeviceGetAttribute");
+  return limit;
+}
+
+/// Throws UNSUPPORTED naming what the CUDA prefill kernels cannot run on this device: head dims other than
+/// 64/128/256, or a configuration whose shared memory exceeds the device's per-block limit (e.g. RoPE at head dim
+/// 128 or 256 on sm_86/sm_89, which have about 99 KB).
 void check_cuda_prefill(int device, int head_dim, bool rope, int cta_tile_q) {
   if (head_dim != 64 && head_dim != 128 && head_dim != 256)
     throw Error(FI4J_ERR_UNSUPPORTED, "head_dim " + std::to_string(head_dim) +
                                           " is not supported by the CUDA prefill kernels (supported: 64, 128, 256)");
-  int limit = 0;
-  check_cuda(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "cudaDeviceGetAttribute");
+  const int limit = smem_limit(device);
   const int need = prefill_smem_bytes(head_dim, rope, cta_tile_q);
   if (need > limit)
     throw Error(FI4J_ERR_UNSUPPORTED, "prefill at head_dim " + std::to_string(head_dim) + (rope ? " with RoPE" : "") +
@@ -226,7 +234,7 @@ FI4J_API int fi4j_prefill_supported(int device, int32_t dtype, int32_t head_dim,
   return guarded([&] {
     check_device(device);
     check_attention_config(device, dtype, head_dim, num_qo_heads, num_kv_heads);
-    if (!is_cpu(device)) check_cuda_prefill(device, head_dim, false, 0);
+    if (!is_cpu(device)) check_cuda_prefill(device, head_dim, false, 64);
   });
 }
 
@@ -254,13 +262,14 @@ FI4J_API int fi4j_batch_prefill_plan(int device, fi4j_prefill_plan* plan, void* 
       require(plan->kv_len_host[b] >= 0, at("kv_len_host", b), ">= 0", plan->kv_len_host[b]);
     // No split-KV for prefill yet: one block per 64 packed query rows, no workspace.
     plan->num_work = 0;
-    // Query rows per block: 64 when every request's packed rows (qo_len x group) fit one 64-row tile (decode-like
-    // and short appends waste less of a tile), else 128 (the kernel falls back to 64 where 128 is not built).
+    // Query rows per block (prefill_choose_cta_tile_q): 64 when every request's packed rows (qo_len x group) fit
+    // one 64-row tile (decode-like steps and short appends waste less of a tile), else 256 or 128 rows as the head
+    // dim and the device's shared memory allow. RoPE is not known here; the kernel then runs 64-row blocks.
     int64_t max_rows = 0;
     const int64_t group = plan->num_qo_heads / plan->num_kv_heads;
     for (int b = 0; b < plan->batch_size; ++b)
       max_rows = std::max<int64_t>(max_rows, static_cast<int64_t>(plan->qo_indptr_host[b + 1] - plan->qo_indptr_host[b]) * group);
-    plan->cta_tile_q = is_cpu(device) ? 0 : max_rows <= 64 ? 64 : 128;
+    plan->cta_tile_q = is_cpu(device) ? 0 : prefill_choose_cta_tile_q(plan->head_dim, false, max_rows, smem_limit(device));
     plan->workspace_bytes = 0;
   });
 }
@@ -269,9 +278,16 @@ FI4J_API int fi4j_batch_prefill(int device, const fi4j_prefill_args* a, void* st
   return guarded([&] {
     if (!a) fail_arg("args", "non-null", "null");
     check_device(device);
-    const PrefillParams p = make_params(device, *a);
+    PrefillParams p = make_params(device, *a);
     if (!is_cpu(device)) {
-      check_cuda_prefill(device, p.head_dim, p.variant.pos_encoding == PosEncoding::RopeLlama, p.plan.cta_tile_q);
+      const bool rope = p.variant.pos_encoding == PosEncoding::RopeLlama;
+      if (p.plan.cta_tile_q == 0) {  // not planned (single prefill): choose from this call's rows
+        const long long rows = p.qo_indptr == nullptr
+                                   ? static_cast<long long>(p.nnz_qo) * (p.num_qo_heads / p.num_kv_heads)
+                                   : static_cast<long long>(INT32_MAX);
+        p.plan.cta_tile_q = prefill_choose_cta_tile_q(p.head_dim, rope, rows, smem_limit(device));
+      }
+      check_cuda_prefill(device, p.head_dim, rope, p.plan.cta_tile_q);
       check_stream(device, stream);
       require(p.num_kv_heads <= 65535, "num_kv_heads", "<= 65535 on the CUDA backend (grid y)", p.num_kv_heads);
       if (p.lse && (reinterpret_cast<uintptr_t>(p.lse) & 3u) != 0)

@@ -12,30 +12,36 @@ namespace fi4j {
 
 namespace {
 
-template <typename T, int D, int kM, bool kCap, bool kRope>
+template <typename T, int D, int kM, int kW, bool kCap, bool kRope>
 cudaError_t launch_config(const PrefillParams& p, cudaStream_t stream) {
-  const auto kernel = prefill::batch_prefill_kernel<T, D, kM, kCap, kRope>;
-  constexpr int kSmem = prefill::smem_bytes<D, kM, kRope>();
+  const auto kernel = prefill::batch_prefill_kernel<T, D, kM, kW, kCap, kRope>;
+  constexpr int kSmem = prefill::smem_bytes<D, kM, kW, kRope>();
   static std::atomic<unsigned long long> opted{0};  // one per instantiation
   const cudaError_t err = decode::opt_in_smem(kernel, kSmem, opted);
   if (err != cudaSuccess) return err;
-  const long long tiles = prefill::max_row_tiles(p, prefill::Geometry<D, kM>::kRowsTile);
+  const long long tiles = prefill::max_row_tiles(p, prefill::Geometry<D, kM, kW>::kRowsTile);
   if (tiles > 0x7fffffffLL) return cudaErrorNotSupported;
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(p.num_kv_heads));
-  kernel<<<grid, prefill::kThreads, kSmem, stream>>>(p);
+  kernel<<<grid, 32 * kW, kSmem, stream>>>(p);
   return cudaGetLastError();
+}
+
+template <typename T, int D, bool kCap>
+cudaError_t launch_shape(const PrefillParams& p, int cta_tile_q, cudaStream_t stream) {
+  const bool rope = p.variant.pos_encoding == PosEncoding::RopeLlama;
+  if (rope) return launch_config<T, D, 1, 4, kCap, true>(p, stream);
+  const prefill::TileShape shape = prefill::tile_shape(D, false, cta_tile_q);
+  if constexpr (D <= 128) {
+    if (shape.row_tiles == 2) return launch_config<T, D, 2, 8, kCap, false>(p, stream);
+  }
+  if (shape.warps == 8) return launch_config<T, D, 1, 8, kCap, false>(p, stream);
+  return launch_config<T, D, 1, 4, kCap, false>(p, stream);
 }
 
 template <typename T, int D>
 cudaError_t launch_variant(const PrefillParams& p, int cta_tile_q, cudaStream_t stream) {
-  const bool cap = p.variant.logits_soft_cap > 0.f;
-  const bool rope = p.variant.pos_encoding == PosEncoding::RopeLlama;
-  if (rope) return cap ? launch_config<T, D, 1, true, true>(p, stream) : launch_config<T, D, 1, false, true>(p, stream);
-  if constexpr (D <= 128) {
-    if (prefill::row_tiles_per_warp(D, false, cta_tile_q) == 2)
-      return cap ? launch_config<T, D, 2, true, false>(p, stream) : launch_config<T, D, 2, false, false>(p, stream);
-  }
-  return cap ? launch_config<T, D, 1, true, false>(p, stream) : launch_config<T, D, 1, false, false>(p, stream);
+  return p.variant.logits_soft_cap > 0.f ? launch_shape<T, D, true>(p, cta_tile_q, stream)
+                                         : launch_shape<T, D, false>(p, cta_tile_q, stream);
 }
 
 template <typename T>
@@ -53,28 +59,37 @@ cudaError_t launch_dim(const PrefillParams& p, int cta_tile_q, cudaStream_t stre
 }
 
 template <int D>
-int smem_of(int kM, bool rope) {
-  if (rope) return prefill::smem_bytes<D, 1, true>();
+int smem_of(prefill::TileShape shape, bool rope) {
+  if (rope) return prefill::smem_bytes<D, 1, 4, true>();
   if constexpr (D <= 128) {
-    if (kM == 2) return prefill::smem_bytes<D, 2, false>();
+    if (shape.row_tiles == 2) return prefill::smem_bytes<D, 2, 8, false>();
   }
-  return prefill::smem_bytes<D, 1, false>();
+  if (shape.warps == 8) return prefill::smem_bytes<D, 1, 8, false>();
+  return prefill::smem_bytes<D, 1, 4, false>();
 }
 
 }  // namespace
 
 int prefill_cta_tile_q(int head_dim, bool rope, int cta_tile_q) {
-  return 16 * prefill::kWarps * prefill::row_tiles_per_warp(head_dim, rope, cta_tile_q);
+  return prefill::tile_shape(head_dim, rope, cta_tile_q).rows();
 }
 
 int prefill_smem_bytes(int head_dim, bool rope, int cta_tile_q) {
-  const int kM = prefill::row_tiles_per_warp(head_dim, rope, cta_tile_q);
+  const prefill::TileShape shape = prefill::tile_shape(head_dim, rope, cta_tile_q);
   switch (head_dim) {
-    case 64: return smem_of<64>(kM, rope);
-    case 128: return smem_of<128>(kM, rope);
-    case 256: return smem_of<256>(kM, rope);
+    case 64: return smem_of<64>(shape, rope);
+    case 128: return smem_of<128>(shape, rope);
+    case 256: return smem_of<256>(shape, rope);
     default: return 0;
   }
+}
+
+int prefill_choose_cta_tile_q(int head_dim, bool rope, long long max_rows, int smem_limit) {
+  if (rope || max_rows <= 64) return 64;
+  for (int rows : {256, 128})
+    if (prefill_cta_tile_q(head_dim, rope, rows) == rows && prefill_smem_bytes(head_dim, rope, rows) <= smem_limit)
+      return rows;
+  return 64;
 }
 
 cudaError_t launch_batch_prefill(const PrefillParams& p, cudaStream_t stream) {
@@ -89,11 +104,12 @@ cudaError_t launch_batch_prefill(const PrefillParams& p, cudaStream_t stream) {
   if (p.dtype != DType::F16 && p.dtype != DType::BF16) return cudaErrorNotSupported;
   if (p.head_dim != 64 && p.head_dim != 128 && p.head_dim != 256) return cudaErrorNotSupported;
   if (p.nnz_qo <= 0 || (p.qo_indptr != nullptr && p.batch_size <= 0)) return cudaSuccess;
-    // Query rows per block: the plan's choice, else (single prefill, or not planned) 64 when the whole request fits
-  // in one 64-row tile, else 128 where the configuration allows it.
+    // Query rows per block: the caller's choice (prefill_choose_cta_tile_q), else 64 for a single request that fits
+  // one 64-row tile and 256 (or what the head dim allows) otherwise.
   int cta_tile_q = p.plan.cta_tile_q;
-  if (cta_tile_q == 0 && p.qo_indptr == nullptr)
-    cta_tile_q = static_cast<long long>(p.nnz_qo) * (p.num_qo_heads / p.num_kv_heads) <= 16 * prefill::kWarps ? 64 : 128;
+  if (cta_tile_q == 0)
+    cta_tile_q = p.qo_indptr == nullptr &&
+                         static_cast<long long>(p.nnz_qo) * (p.num_qo_heads / p.num_kv_heads) <= 64 ? 64 : 256;
   return p.dtype == DType::F16 ? launch_dim<__half>(p, cta_tile_q, stream)
                                : launch_dim<__nv_bfloat16>(p, cta_tile_q, stream);
 }

@@ -6,11 +6,15 @@
 // counts (no host-side plan needed; grid.x is the upper bound ceil(nnz_qo * g / kRowsTile) + batch_size and
 // surplus blocks exit). Within a request the tiles run last-first, so the long causal tiles start early.
 //
-// One block = kWarps warps, kRowsTile = 16 * kM * kWarps packed rows; warp w owns kM m16 row tiles (rows
+// One block = kW warps, kRowsTile = 16 * kM * kW packed rows; warp w owns kM m16 row tiles (rows
 // 16kMw .. 16kM(w+1) - 1) and the whole KV range, so its online-softmax state (m, d, O) lives in registers and
-// needs no cross-warp merge. kM = 2 (128-row blocks, D <= 128 without RoPE) lets every K/V fragment read by
-// ldmatrix feed two mma, which halves the shared-memory traffic per multiply-add; kM = 1 (64-row blocks) serves
-// short queries (decode-like rows waste less of a tile), RoPE and D = 256, whose state would not fit twice.
+// needs no cross-warp merge. Block shapes (TileShape, chosen by the host per launch):
+//   256 rows = 8 warps x 2 row tiles (D <= 128, no RoPE): every K/V fragment read by ldmatrix feeds two mma, which
+//     halves the shared-memory traffic per multiply-add, and each K/V tile in shared memory serves 256 rows;
+//   128 rows = 8 warps x 1 (D > 128 without RoPE, or where 256 rows do not fit the device's shared memory);
+//   64 rows = 4 warps x 1: short queries (decode-like rows waste less of a tile) and RoPE (whose low-part tiles
+//     double the shared memory).
+// Measured on H100/H200 (bf16, D=128, 1x8192 causal): 64 rows 207 TFLOP/s, 128 rows of 4 warps x 2 257, 256 rows 281.
 // The block streams K/V tiles of kKvTile keys through a two-stage cp.async double buffer (swizzled rows, 16-byte
 // units xor-ed with row % 8, conflict-free ldmatrix):
 //   top of iteration t: wait for tile t, __syncthreads, issue tile t+1 into the other buffer
@@ -34,21 +38,23 @@
 namespace fi4j {
 namespace prefill {
 
-constexpr int kWarps = 4;
-constexpr int kThreads = 32 * kWarps;
+/// Maximum warps per block (the tile scan's scratch holds one total per warp).
+constexpr int kMaxWarps = 8;
 
 // Keys per K/V tile at D <= 128 (compile-time knob for benchmark builds).
 #ifndef FI4J_PREFILL_KV_TILE
 #define FI4J_PREFILL_KV_TILE 64
 #endif
 
-/// Tile geometry for head dim D and kM m16 row tiles per warp.
-template <int D, int kM>
+/// Tile geometry for head dim D, kM m16 row tiles per warp and kW warps per block.
+template <int D, int kM, int kW>
 struct Geometry {
   static_assert(D % 16 == 0 && D >= 16 && D <= 256, "head_dim must be a multiple of 16 in [16, 256]");
   static_assert(kM == 1 || kM == 2, "one or two m16 row tiles per warp");
+  static_assert(kW == 4 || kW == 8, "4 or 8 warps per block");
+  static constexpr int kThreads = 32 * kW;
   static constexpr int kRowsWarp = 16 * kM;
-  static constexpr int kRowsTile = kRowsWarp * kWarps;  // packed query rows per block
+  static constexpr int kRowsTile = kRowsWarp * kW;  // packed query rows per block
   static constexpr int kKvTile = D > 128 ? 32 : FI4J_PREFILL_KV_TILE;  // keys per K/V tile
   static constexpr int kUnits = D / kVecElems;        // 16-byte units per row
   /// Shared-memory row: the units rounded up to a multiple of 8 (the swizzle permutes groups of 8 units); equal
@@ -58,15 +64,26 @@ struct Geometry {
   static constexpr int kSTiles = kKvTile / 8;         // n8 tiles of S
   static constexpr int kPSteps = kKvTile / 16;        // k-steps of P.V
   static constexpr int kOTiles = D / 8;               // n8 tiles of O
-  static constexpr int kLoadSteps = kKvTile * kUnits / kThreads;
-  static constexpr int kMinBlocks = D > 128 ? 1 : 2;
-  static_assert(kLoadSteps * kThreads == kKvTile * kUnits, "tile copy must divide evenly");
+  static constexpr int kTileUnits = kKvTile * kUnits;  // 16-byte copies of one K (or V) tile
+  static constexpr int kLoadSteps = (kTileUnits + kThreads - 1) / kThreads;
+  static constexpr bool kLoadTail = kLoadSteps * kThreads != kTileUnits;  // e.g. D = 80 with 8 warps
+  static constexpr int kMinBlocks = (D > 128 || kW == 8) ? 1 : 2;
 };
 
-/// Row tiles per warp for a head dim and RoPE when the caller asks for cta_tile_q query rows per block (64 or
-/// 128; anything else: 128 where allowed). Host and device.
-__host__ __device__ constexpr int row_tiles_per_warp(int head_dim, bool rope, int cta_tile_q) {
-  return (head_dim <= 128 && !rope && cta_tile_q != 16 * kWarps) ? 2 : 1;
+/// A block shape: warps per block and m16 row tiles per warp.
+struct TileShape {
+  int warps;
+  int row_tiles;
+  __host__ __device__ constexpr int rows() const { return 16 * warps * row_tiles; }
+};
+
+/// The block shape the kernels use when asked for cta_tile_q query rows per block: 256 -> 8 x 2 (D <= 128 without
+/// RoPE, else 128 rows), 128 -> 8 x 1, anything else -> 4 x 1 (64 rows); RoPE always 4 x 1. Host and device.
+__host__ __device__ constexpr TileShape tile_shape(int head_dim, bool rope, int cta_tile_q) {
+  return rope ? TileShape{4, 1}
+         : cta_tile_q == 256 ? (head_dim <= 128 ? TileShape{8, 2} : TileShape{8, 1})
+         : cta_tile_q == 128 ? TileShape{8, 1}
+                             : TileShape{4, 1};
 }
 
 /// Whether Q fragments stay in registers for the whole KV loop (kM * D <= 128 without RoPE) or are re-read from
@@ -78,9 +95,9 @@ __host__ __device__ constexpr bool q_in_registers() {
 
 /// Dynamic shared memory layout, byte offsets (all tiles [rows][kStride] of T, swizzled):
 ///   Q [kRowsTile][D] | Q_lo (RoPE) | K [2][N][D] | K_lo [2][N][D] (RoPE) | V [2][N][D] | tile scan scratch
-template <int D, int kM, bool kRope>
+template <int D, int kM, int kW, bool kRope>
 struct SmemLayout {
-  using G = Geometry<D, kM>;
+  using G = Geometry<D, kM, kW>;
   static constexpr int kQBytes = G::kRowsTile * G::kStride * 2;
   static constexpr int kKvBytes = G::kKvTile * G::kStride * 2;  // one K or V stage
   static constexpr int kQOffset = 0;
@@ -89,12 +106,12 @@ struct SmemLayout {
   static constexpr int kKLoOffset = kKOffset + 2 * kKvBytes;
   static constexpr int kVOffset = kKLoOffset + (kRope ? 2 * kKvBytes : 0);
   static constexpr int kScanOffset = kVOffset + 2 * kKvBytes;
-  static constexpr int kBytes = kScanOffset + 64;
+  static constexpr int kBytes = kScanOffset + 128;  // tile scan scratch: 18 ints
 };
 
-template <int D, int kM, bool kRope>
+template <int D, int kM, int kW, bool kRope>
 __host__ __device__ constexpr int smem_bytes() {
-  return SmemLayout<D, kM, kRope>::kBytes;
+  return SmemLayout<D, kM, kW, kRope>::kBytes;
 }
 
 /// Element offset of (row, col) in a swizzled [rows][kStride] tile of 16-bit elements: the 16-byte unit index is
@@ -120,7 +137,7 @@ __host__ __device__ inline long long max_row_tiles(const PrefillParams& p, int r
 
 /// Finds the request and row tile of block `bx`: scans the per-request tile counts kThreads requests at a time.
 /// Returns false when bx lies past the last tile. Block-uniform; contains __syncthreads.
-template <int kRowsTile>
+template <int kRowsTile, int kThreads>
 __device__ __forceinline__ bool find_tile(const PrefillParams& p, int group, int bx, int* scratch, int& request,
                                           int& tile) {
   const int tid = threadIdx.x;
@@ -130,8 +147,8 @@ __device__ __forceinline__ bool find_tile(const PrefillParams& p, int group, int
     tile = tiles - 1 - bx;
     return bx < tiles;
   }
-  // scratch[0..kWarps-1]: warp totals; scratch[8]: found request (-1 none); scratch[9]: its tile
-  if (tid == 0) scratch[8] = -1;
+  // scratch[0..warps-1]: warp totals; scratch[16]: found request (-1 none); scratch[17]: its tile
+  if (tid == 0) scratch[16] = -1;
   int running = 0;
   for (int base = 0; base < p.batch_size; base += kThreads) {
     const int b = base + tid;
@@ -146,33 +163,34 @@ __device__ __forceinline__ bool find_tile(const PrefillParams& p, int group, int
     __syncthreads();
     int warp_base = 0, total = 0;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
+    for (int w = 0; w < kThreads / 32; ++w) {
       const int t = scratch[w];
       if (w < tid / 32) warp_base += t;
       total += t;
     }
     const int excl = running + warp_base + incl - n;
     if (n > 0 && bx >= excl && bx < excl + n) {
-      scratch[8] = b;
-      scratch[9] = n - 1 - (bx - excl);  // last tile first
+      scratch[16] = b;
+      scratch[17] = n - 1 - (bx - excl);  // last tile first
     }
     running += total;
     __syncthreads();
     if (running > bx) break;  // block-uniform (a found tile implies it)
   }
   __syncthreads();
-  request = scratch[8];
-  tile = scratch[9];
+  request = scratch[16];
+  tile = scratch[17];
   return request >= 0;
 }
 
-/// Prefill for one (request row tile, KV head) per block: grid (max_row_tiles(p, Geometry<D, kM>::kRowsTile),
-/// num_kv_heads), kThreads threads, smem_bytes<D, kM, kRope>() bytes of dynamic shared memory.
-template <typename T, int D, int kM, bool kSoftCap, bool kRope>
-__global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
+/// Prefill for one (request row tile, KV head) per block: grid (max_row_tiles(p, Geometry<D, kM, kW>::kRowsTile),
+/// num_kv_heads), 32 * kW threads, smem_bytes<D, kM, kW, kRope>() bytes of dynamic shared memory.
+template <typename T, int D, int kM, int kW, bool kSoftCap, bool kRope>
+__global__ void __launch_bounds__(32 * kW, Geometry<D, kM, kW>::kMinBlocks)
     batch_prefill_kernel(const __grid_constant__ PrefillParams p) {
-  using G = Geometry<D, kM>;
-  using Smem = SmemLayout<D, kM, kRope>;
+  using G = Geometry<D, kM, kW>;
+  using Smem = SmemLayout<D, kM, kW, kRope>;
+  constexpr int kThreads = G::kThreads;
   constexpr int N = G::kKvTile;
   constexpr int kRowsTile = G::kRowsTile;
   constexpr bool kQRegs = q_in_registers<D, kM, kRope>();
@@ -193,7 +211,7 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
   const int group = p.num_qo_heads / p.num_kv_heads;
 
   int b, tile;
-  if (!find_tile<kRowsTile>(p, group, static_cast<int>(blockIdx.x), scratch, b, tile)) return;
+  if (!find_tile<kRowsTile, kThreads>(p, group, static_cast<int>(blockIdx.x), scratch, b, tile)) return;
 
   // ---- Request geometry.
   const int q_start = p.qo_indptr == nullptr ? 0 : __ldg(p.qo_indptr + b);
@@ -236,6 +254,7 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
 #pragma unroll 1
     for (int s = 0; s < G::kLoadSteps; ++s) {
       const int u = tid + s * kThreads;
+      if (G::kLoadTail && u >= G::kTileUnits) break;
       const int row = u / G::kUnits;
       const int c = u % G::kUnits;
       const int j = kv0 + row;
@@ -486,6 +505,7 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
           }
     }
 
+    unsigned pa[kM][G::kPSteps][4];  // P as the A operand of P.V, per row tile and k-step
     // ---- Online softmax (m in the log2 domain). O is rescaled only when some row of the m16 tile raised its
     // maximum (warp vote): after the first tiles most do not, and the rescale is 4 * kOTiles multiplies per thread.
 #pragma unroll
@@ -503,13 +523,22 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
         scale[rr] = fast_exp2(m[mt][rr] - base[rr]);
         m[mt][rr] = m_new;
       }
+      // P = 2^(logit - m), summed in fp32 and packed to T at once (the fp32 S dies here, which lowers the
+      // register peak of the O rescale below).
       float psum[2] = {0.f, 0.f};
 #pragma unroll
-      for (int n = 0; n < G::kSTiles; ++n)
+      for (int kk = 0; kk < G::kPSteps; ++kk)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          s[mt][n][e] = fast_exp2(fmaf(s[mt][n][e], sc, -base[e / 2]));
-          psum[e / 2] += s[mt][n][e];
+        for (int h = 0; h < 2; ++h) {
+          float x[4];
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            x[e] = fast_exp2(fmaf(s[mt][2 * kk + h][e], sc, -base[e / 2]));
+            psum[e / 2] += x[e];
+          }
+          float r0f, r1f;
+          pa[mt][kk][2 * h] = Mma<T>::pack(x[0], x[1], r0f, r1f);
+          pa[mt][kk][2 * h + 1] = Mma<T>::pack(x[2], x[3], r0f, r1f);
         }
 #pragma unroll
       for (int rr = 0; rr < 2; ++rr) d[mt][rr] = d[mt][rr] * scale[rr] + psum[rr];
@@ -528,23 +557,14 @@ __global__ void __launch_bounds__(kThreads, Geometry<D, kM>::kMinBlocks)
     const unsigned v_addr = v_base + buf * (2 * N * G::kStride);
 #pragma unroll
     for (int kk = 0; kk < G::kPSteps; ++kk) {
-      unsigned pa[kM][4];
-#pragma unroll
-      for (int mt = 0; mt < kM; ++mt) {
-        float r0f, r1f;
-        pa[mt][0] = Mma<T>::pack(s[mt][2 * kk][0], s[mt][2 * kk][1], r0f, r1f);
-        pa[mt][1] = Mma<T>::pack(s[mt][2 * kk][2], s[mt][2 * kk][3], r0f, r1f);
-        pa[mt][2] = Mma<T>::pack(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1], r0f, r1f);
-        pa[mt][3] = Mma<T>::pack(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3], r0f, r1f);
-      }
 #pragma unroll
       for (int np = 0; np < G::kOTiles / 2; ++np) {
         unsigned bv[4];
         ldmatrix_x4_trans(bv, v_addr + kk * 32 * G::kStride + unit_bytes(np, v_sw));
 #pragma unroll
         for (int mt = 0; mt < kM; ++mt) {
-          Mma<T>::mma(o[mt][2 * np], pa[mt], bv[0], bv[1]);
-          Mma<T>::mma(o[mt][2 * np + 1], pa[mt], bv[2], bv[3]);
+          Mma<T>::mma(o[mt][2 * np], pa[mt][kk], bv[0], bv[1]);
+          Mma<T>::mma(o[mt][2 * np + 1], pa[mt][kk], bv[2], bv[3]);
         }
       }
     }
