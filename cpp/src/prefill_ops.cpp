@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cpu_prefill.h"
+#include "prefill_plan.h"
 #include "cuda_util.h"
 #include "fi4j/prefill_launch.h"
 #include "fi4j/prefill_params.h"
@@ -189,6 +190,16 @@ PrefillParams make_params(int device, const fi4j_prefill_args& a) {
   p.plan.cta_tile_q = a.cta_tile_q;
   p.plan.workspace = a.workspace;
   p.plan.workspace_bytes = a.workspace_bytes;
+  if (a.num_work > 0) {  // a split plan: the work list and partial outputs live in the workspace
+    if (a.cta_tile_q != 64 && a.cta_tile_q != 128 && a.cta_tile_q != 256)
+      fail_arg("cta_tile_q", "64, 128 or 256 with a split plan (num_work " + std::to_string(a.num_work) + ")",
+               a.cta_tile_q);
+    check_ptr(a.workspace, "workspace", true, false);
+    const int64_t need = prefill_split_layout(a.num_work, a.num_kv_heads, a.cta_tile_q, a.head_dim).total;
+    if (a.workspace_bytes < need)
+      fail_arg("workspace_bytes", ">= " + std::to_string(need) + " for the plan's " + std::to_string(a.num_work) +
+                                      " work items", a.workspace_bytes);
+  }
 
   if (cuda || a.batch_size == 0) return p;
   // CPU backend: index arrays are host memory, checked here
@@ -240,8 +251,6 @@ FI4J_API int fi4j_prefill_supported(int device, int32_t dtype, int32_t head_dim,
 
 FI4J_API int fi4j_batch_prefill_plan(int device, fi4j_prefill_plan* plan, void* workspace, int64_t workspace_bytes,
                                      void* stream) {
-  (void)workspace;
-  (void)stream;
   return guarded([&] {
     if (!plan) fail_arg("plan", "non-null", "null");
     check_device(device);
@@ -260,17 +269,49 @@ FI4J_API int fi4j_batch_prefill_plan(int device, fi4j_prefill_plan* plan, void* 
     check_indptr_host(plan->qo_indptr_host, plan->batch_size, "qo_indptr_host", INT32_MAX, "2^31-1");
     for (int b = 0; b < plan->batch_size; ++b)
       require(plan->kv_len_host[b] >= 0, at("kv_len_host", b), ">= 0", plan->kv_len_host[b]);
-    // No split-KV for prefill yet: one block per 64 packed query rows, no workspace.
     plan->num_work = 0;
+    plan->workspace_bytes = 0;
     // Query rows per block (prefill_choose_cta_tile_q): 64 when every request's packed rows (qo_len x group) fit
     // one 64-row tile (decode-like steps and short appends waste less of a tile), else 256 or 128 rows as the head
-    // dim and the device's shared memory allow. RoPE is not known here; the kernel then runs 64-row blocks.
+    // dim and the device's shared memory allow. RoPE is not known here; the kernel then runs 64-row blocks (and
+    // ignores a split planned for other blocks).
     int64_t max_rows = 0;
     const int64_t group = plan->num_qo_heads / plan->num_kv_heads;
     for (int b = 0; b < plan->batch_size; ++b)
       max_rows = std::max<int64_t>(max_rows, static_cast<int64_t>(plan->qo_indptr_host[b + 1] - plan->qo_indptr_host[b]) * group);
-    plan->cta_tile_q = is_cpu(device) ? 0 : prefill_choose_cta_tile_q(plan->head_dim, false, max_rows, smem_limit(device));
-    plan->workspace_bytes = 0;
+    if (is_cpu(device)) {
+      plan->cta_tile_q = 0;
+      return;
+    }
+    check_stream(device, stream);
+    plan->cta_tile_q = prefill_choose_cta_tile_q(plan->head_dim, false, max_rows, smem_limit(device));
+    // Split-KV when the row tiles x KV heads cannot fill the GPU (prefill_plan.h).
+    int sms = 0;
+    check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+    PrefillSplitInput in;
+    in.batch_size = plan->batch_size;
+    in.qo_indptr = plan->qo_indptr_host;
+    in.kv_len = plan->kv_len_host;
+    in.group = static_cast<int>(group);
+    in.num_kv_heads = plan->num_kv_heads;
+    in.head_dim = plan->head_dim;
+    in.rows_tile = plan->cta_tile_q;
+    in.causal = plan->mask_mode == FI4J_MASK_CAUSAL;
+    in.window_left = plan->window_left;
+    in.num_sms = sms;
+    in.blocks_per_sm = plan->cta_tile_q == 64 ? 2 : 1;
+    in.workspace_bytes = workspace == nullptr ? 0 : workspace_bytes;
+    const PrefillSplitPlan split = plan_prefill_split(in);
+    if (split.num_work() == 0) return;
+    check_ptr(workspace, "workspace", true, false);
+    const std::vector<unsigned char> image = prefill_split_image(split, plan->num_kv_heads, plan->cta_tile_q,
+                                                                 plan->head_dim);
+    check_cuda(cudaMemcpyAsync(workspace, image.data(), image.size(), cudaMemcpyHostToDevice,
+                               static_cast<cudaStream_t>(stream)),
+               "cudaMemcpyAsync (prefill work list)");
+    check_cuda(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)), "cudaStreamSynchronize (prefill plan)");
+    plan->num_work = split.num_work();
+    plan->workspace_bytes = split.bytes;
   });
 }
 

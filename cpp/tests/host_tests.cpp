@@ -1,5 +1,6 @@
 // Host tests of the C API on the CPU backend (no GPU needed): conversions, validation messages, and small
 // decode/append cases with hand-computed answers. Exit code = number of failed checks.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdint>
@@ -10,6 +11,8 @@
 
 #include "flashinfer4j/flashinfer4j.h"
 #include "half.h"
+#include "prefill_plan.h"
+#include "fi4j/prefill_params.h"
 
 static int g_failed = 0;
 static int g_passed = 0;
@@ -310,6 +313,76 @@ static void test_streams() {
   }
 }
 
+// Split-KV planning of prefill: when, how the chunks cover each tile's visible keys, and the workspace image.
+static void test_prefill_split_plan() {
+  using namespace fi4j;
+  // One request of 16 query tokens (x group 4 = 64 rows, one tile) against 32768 keys on 132 SMs: split.
+  std::vector<int32_t> qo = {0, 16}, kv = {32768};
+  PrefillSplitInput in;
+  in.batch_size = 1;
+  in.qo_indptr = qo.data();
+  in.kv_len = kv.data();
+  in.group = 4;
+  in.num_kv_heads = 8;
+  in.head_dim = 128;
+  in.rows_tile = 64;
+  in.num_sms = 132;
+  in.blocks_per_sm = 2;
+  in.workspace_bytes = int64_t{128} << 20;
+  PrefillSplitPlan plan = plan_prefill_split(in);
+  CHECK(plan.num_work() > 16 && plan.num_work() <= 64);
+  CHECK(plan.num_groups() == 1);
+  CHECK(plan.kv_lo.front() == 0 && plan.kv_hi.back() == 32768);
+  for (int w = 1; w < plan.num_work(); ++w) CHECK(plan.kv_lo[w] == plan.kv_hi[w - 1] && plan.kv_hi[w] > plan.kv_lo[w]);
+  CHECK(plan.bytes == prefill_split_layout(plan.num_work(), 8, 64, 128).total);
+  // The image: group count, then the arrays at their offsets.
+  const std::vector<unsigned char> image = prefill_split_image(plan, 8, 64, 128);
+  const PrefillSplitLayout l = prefill_split_layout(plan.num_work(), 8, 64, 128);
+  int32_t groups = 0, last_hi = 0, end = 0;
+  std::memcpy(&groups, image.data(), 4);
+  std::memcpy(&last_hi, image.data() + l.work_kv_hi + 4 * (plan.num_work() - 1), 4);
+  std::memcpy(&end, image.data() + l.group_indptr + 4, 4);
+  CHECK(groups == 1 && last_hi == 32768 && end == plan.num_work());
+  // Too little workspace: no split (the run is then unsplit).
+  in.workspace_bytes = 4096;
+  CHECK(plan_prefill_split(in).num_work() == 0);
+  in.workspace_bytes = int64_t{128} << 20;
+  // Enough tiles to fill the GPU: no split.
+  std::vector<int32_t> qo_big = {0, 8192}, kv_big = {8192};
+  in.qo_indptr = qo_big.data();
+  in.kv_len = kv_big.data();
+  CHECK(plan_prefill_split(in).num_work() == 0);
+  // Causal with two requests: each tile's chunks stay within its causal end; an empty request adds nothing; a
+  // request without keys keeps one empty item per tile.
+  std::vector<int32_t> qo2 = {0, 100, 100, 103}, kv2 = {5000, 0, 3};
+  in.batch_size = 3;
+  in.qo_indptr = qo2.data();
+  in.kv_len = kv2.data();
+  in.causal = true;
+  plan = plan_prefill_split(in);
+  CHECK(plan.num_work() > 0);
+  for (int g = 0; g < plan.num_groups(); ++g) {
+    const int w0 = plan.group_indptr[g], w1 = plan.group_indptr[g + 1];
+    CHECK(w1 > w0);
+    const int b = plan.request[w0];
+    const int rows_end = std::min((plan.tile[w0] + 1) * 64, (qo2[b + 1] - qo2[b]) * 4);
+    const int causal_end = (rows_end - 1) / 4 + kv2[b] - (qo2[b + 1] - qo2[b]) + 1;
+    for (int w = w0; w < w1; ++w) {
+      CHECK(plan.request[w] == b && plan.tile[w] == plan.tile[w0]);
+      CHECK(plan.kv_hi[w] <= std::max(0, std::min(kv2[b], causal_end)));
+    }
+    CHECK(b != 1);  // the empty request has no tiles
+  }
+  // A sliding window starts each tile's chunks at its window.
+  in.causal = true;
+  in.window_left = 100;
+  in.batch_size = 1;
+  in.qo_indptr = qo.data();
+  in.kv_len = kv.data();
+  plan = plan_prefill_split(in);
+  CHECK(plan.num_work() == 0 || plan.kv_lo.front() >= 32768 - 16 - 100);
+}
+
 int main() {
   test_conversions();
   test_devices();
@@ -317,6 +390,7 @@ int main() {
   test_append_cpu();
   test_memory();
   test_streams();
+  test_prefill_split_plan();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }

@@ -19,10 +19,15 @@ cudaError_t launch_config(const PrefillParams& p, cudaStream_t stream) {
   static std::atomic<unsigned long long> opted{0};  // one per instantiation
   const cudaError_t err = decode::opt_in_smem(kernel, kSmem, opted);
   if (err != cudaSuccess) return err;
-  const long long tiles = prefill::max_row_tiles(p, prefill::Geometry<D, kM, kW>::kRowsTile);
+  constexpr int kRows = prefill::Geometry<D, kM, kW>::kRowsTile;
+  const long long tiles = p.plan.num_work > 0 ? p.plan.num_work : prefill::max_row_tiles(p, kRows);
   if (tiles > 0x7fffffffLL) return cudaErrorNotSupported;
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(p.num_kv_heads));
   kernel<<<grid, 32 * kW, kSmem, stream>>>(p);
+  if (p.plan.num_work == 0) return cudaGetLastError();
+  const cudaError_t err2 = cudaGetLastError();
+  if (err2 != cudaSuccess) return err2;
+  prefill::batch_prefill_merge_kernel<T><<<grid, prefill::kMergeThreads, 0, stream>>>(p, kRows);
   return cudaGetLastError();
 }
 
@@ -110,6 +115,16 @@ cudaError_t launch_batch_prefill(const PrefillParams& p, cudaStream_t stream) {
   if (cta_tile_q == 0)
     cta_tile_q = p.qo_indptr == nullptr &&
                          static_cast<long long>(p.nnz_qo) * (p.num_qo_heads / p.num_kv_heads) <= 64 ? 64 : 256;
+  // A split plan's work items are row tiles of the planned block size: run unsplit when this call's block size
+  // differs (RoPE, which the plan does not know, runs 64-row blocks).
+  const bool rope = p.variant.pos_encoding == PosEncoding::RopeLlama;
+  if (p.plan.num_work > 0 && (p.plan.workspace == nullptr ||
+                              prefill_cta_tile_q(p.head_dim, rope, cta_tile_q) != p.plan.cta_tile_q)) {
+    PrefillParams unsplit = p;
+    unsplit.plan.num_work = 0;
+    return unsplit.dtype == DType::F16 ? launch_dim<__half>(unsplit, cta_tile_q, stream)
+                                       : launch_dim<__nv_bfloat16>(unsplit, cta_tile_q, stream);
+  }
   return p.dtype == DType::F16 ? launch_dim<__half>(p, cta_tile_q, stream)
                                : launch_dim<__nv_bfloat16>(p, cta_tile_q, stream);
 }

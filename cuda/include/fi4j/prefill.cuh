@@ -210,8 +210,23 @@ __global__ void __launch_bounds__(32 * kW, Geometry<D, kM, kW>::kMinBlocks)
   const int kv_head = blockIdx.y;
   const int group = p.num_qo_heads / p.num_kv_heads;
 
-  int b, tile;
-  if (!find_tile<kRowsTile, kThreads>(p, group, static_cast<int>(blockIdx.x), scratch, b, tile)) return;
+  // Block coordinates: the split plan's work item (request, row tile, key chunk), else the tile scan.
+  const bool split = p.plan.num_work > 0;
+  unsigned char* const ws = static_cast<unsigned char*>(p.plan.workspace);
+  PrefillSplitLayout sl{};
+  int b, tile, chunk_lo = 0, chunk_hi = 0x7fffffff;
+  if (split) {
+    if (static_cast<int>(blockIdx.x) >= p.plan.num_work) return;
+    sl = prefill_split_layout(p.plan.num_work, p.num_kv_heads, kRowsTile, D);
+    const int w = blockIdx.x;
+    b = __ldg(reinterpret_cast<const int*>(ws + sl.work_request) + w);
+    tile = __ldg(reinterpret_cast<const int*>(ws + sl.work_tile) + w);
+    chunk_lo = __ldg(reinterpret_cast<const int*>(ws + sl.work_kv_lo) + w);
+    chunk_hi = __ldg(reinterpret_cast<const int*>(ws + sl.work_kv_hi) + w);
+    if (b < 0 || b >= (p.qo_indptr == nullptr ? 1 : p.batch_size) || tile < 0) return;  // a foreign workspace
+  } else if (!find_tile<kRowsTile, kThreads>(p, group, static_cast<int>(blockIdx.x), scratch, b, tile)) {
+    return;
+  }
 
   // ---- Request geometry.
   const int q_start = p.qo_indptr == nullptr ? 0 : __ldg(p.qo_indptr + b);
@@ -240,6 +255,8 @@ __global__ void __launch_bounds__(32 * kW, Geometry<D, kM, kW>::kMinBlocks)
   int lo = 0, hi = kv_len;
   if (wl >= 0) lo = max(0, blk_pos_min - wl);
   if (causal) hi = min(kv_len, blk_pos_max + 1);
+  lo = max(lo, chunk_lo);  // a split work item sees its chunk only
+  hi = min(hi, chunk_hi);
   const int num_tiles = hi > lo ? (hi - lo + N - 1) / N : 0;
 
   const FastDivider page_div(paged ? max(p.paged.page_size, 1) : 1);
@@ -363,8 +380,8 @@ __global__ void __launch_bounds__(32 * kW, Geometry<D, kM, kW>::kMinBlocks)
       const int r = w_r0 + 16 * mt + qr + 8 * rr;
       const int pos = r / group + delta;
       const bool ok = r < rows_total;
-      row_hi[mt][rr] = !ok ? 0 : causal ? min(kv_len, pos + 1) : kv_len;
-      row_lo[mt][rr] = wl >= 0 ? max(0, pos - wl) : 0;
+      row_hi[mt][rr] = !ok ? 0 : min(hi, causal ? pos + 1 : kv_len);
+      row_lo[mt][rr] = max(lo, wl >= 0 ? pos - wl : 0);
     }
   const uint8_t* const mask_bits =
       custom ? p.mask.bits + (p.mask.indptr == nullptr ? 0 : __ldg(p.mask.indptr + b)) : nullptr;
@@ -420,7 +437,7 @@ __global__ void __launch_bounds__(32 * kW, Geometry<D, kM, kW>::kMinBlocks)
     if (!warp_active) continue;
     if (causal && kv0 > w_pos_max) continue;
     if (wl >= 0 && kv0 + N - 1 < w_pos_min - wl) continue;
-    const bool need_mask = custom || !warp_full || kv0 + N > kv_len || (causal && kv0 + N - 1 > w_pos_min) ||
+    const bool need_mask = custom || !warp_full || kv0 + N > hi || (causal && kv0 + N - 1 > w_pos_min) ||
                            (wl >= 0 && kv0 < w_pos_max - wl);
 
     // ---- S = Q . K^T; each K fragment feeds the kM row tiles.
@@ -590,6 +607,17 @@ __global__ void __launch_bounds__(32 * kW, Geometry<D, kM, kW>::kMinBlocks)
       const int h = kv_head * group + (r - row_i * group);
       const int64_t row = static_cast<int64_t>(q_start + row_i);
       const float inv = d[mt][rr] > 0.f ? 1.f / d[mt][rr] : 0.f;
+      const float lse_row = d[mt][rr] > 0.f ? m[mt][rr] + log2f(d[mt][rr]) : neg_inf();
+      if (split) {  // fp32 partial state of this key chunk, merged by batch_prefill_merge_kernel
+        const int64_t slot = (static_cast<int64_t>(blockIdx.x) * p.num_kv_heads + kv_head) * kRowsTile + (r - r0);
+        float* const po = reinterpret_cast<float*>(ws + sl.partial_o) + slot * D;
+#pragma unroll
+        for (int n = 0; n < G::kOTiles; ++n)
+          *reinterpret_cast<float2*>(po + 8 * n + 2 * qc) =
+              make_float2(o[mt][n][2 * rr] * inv, o[mt][n][2 * rr + 1] * inv);
+        if (qc == 0) reinterpret_cast<float*>(ws + sl.partial_lse)[slot] = lse_row;
+        continue;
+      }
       T* const dst = static_cast<T*>(p.o) + row * p.o_stride_n + static_cast<int64_t>(h) * p.o_stride_h;
 #pragma unroll
       for (int n = 0; n < G::kOTiles; ++n) {
@@ -598,8 +626,69 @@ __global__ void __launch_bounds__(32 * kW, Geometry<D, kM, kW>::kMinBlocks)
         *reinterpret_cast<unsigned*>(dst + 8 * n + 2 * qc) = w;
       }
       if (p.lse != nullptr && qc == 0)
-        p.lse[row * p.num_qo_heads + h] = d[mt][rr] > 0.f ? m[mt][rr] + log2f(d[mt][rr]) : neg_inf();
+        p.lse[row * p.num_qo_heads + h] = lse_row;
     }
+}
+
+/// Merges the fp32 partial states of a split plan's key chunks (prefill_split_layout) into o and lse: grid
+/// (num_work, num_kv_heads), kMergeThreads threads; block g merges the items of group g (blocks past the group
+/// count exit). Chunks that saw no key (LSE -inf) weigh 0; a row with none gets 0 and LSE -inf. Deterministic.
+constexpr int kMergeThreads = 256;
+
+template <typename T>
+__global__ void __launch_bounds__(kMergeThreads) batch_prefill_merge_kernel(const __grid_constant__ PrefillParams p,
+                                                                            int rows_tile) {
+  const unsigned char* const ws = static_cast<const unsigned char*>(p.plan.workspace);
+  const PrefillSplitLayout sl = prefill_split_layout(p.plan.num_work, p.num_kv_heads, rows_tile, p.head_dim);
+  const int g = blockIdx.x;
+  const int kv_head = blockIdx.y;
+  if (g >= min(__ldg(reinterpret_cast<const int*>(ws)), p.plan.num_work)) return;
+  const int* const indptr = reinterpret_cast<const int*>(ws + sl.group_indptr);
+  const int w0 = __ldg(indptr + g), w1 = min(__ldg(indptr + g + 1), p.plan.num_work);
+  if (w0 < 0 || w0 >= w1) return;
+  const int b = __ldg(reinterpret_cast<const int*>(ws + sl.work_request) + w0);
+  const int tile = __ldg(reinterpret_cast<const int*>(ws + sl.work_tile) + w0);
+  if (b < 0 || b >= (p.qo_indptr == nullptr ? 1 : p.batch_size) || tile < 0) return;
+  const int group = p.num_qo_heads / p.num_kv_heads;
+  const int q_start = p.qo_indptr == nullptr ? 0 : __ldg(p.qo_indptr + b);
+  const int rows_total = request_qo_len(p, b) * group;
+  const int r0 = tile * rows_tile;
+  const int units = p.head_dim / kVecElems;
+  const float* const po = reinterpret_cast<const float*>(ws + sl.partial_o);
+  const float* const pl = reinterpret_cast<const float*>(ws + sl.partial_lse);
+  for (int idx = threadIdx.x; idx < rows_tile * units; idx += kMergeThreads) {
+    const int row = idx / units;
+    const int c = idx % units;
+    const int r = r0 + row;
+    if (r >= rows_total) break;  // rows grow with idx
+    float mx = neg_inf();
+    for (int w = w0; w < w1; ++w)
+      mx = fmaxf(mx, pl[(static_cast<int64_t>(w) * p.num_kv_heads + kv_head) * rows_tile + row]);
+    float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    float sum = 0.f;
+    if (mx != neg_inf()) {
+      for (int w = w0; w < w1; ++w) {
+        const int64_t slot = (static_cast<int64_t>(w) * p.num_kv_heads + kv_head) * rows_tile + row;
+        const float wt = exp2f(pl[slot] - mx);
+        const float4 x = *reinterpret_cast<const float4*>(po + slot * p.head_dim + c * kVecElems);
+        const float4 y = *reinterpret_cast<const float4*>(po + slot * p.head_dim + c * kVecElems + 4);
+        acc[0] += wt * x.x, acc[1] += wt * x.y, acc[2] += wt * x.z, acc[3] += wt * x.w;
+        acc[4] += wt * y.x, acc[5] += wt * y.y, acc[6] += wt * y.z, acc[7] += wt * y.w;
+        sum += wt;
+      }
+    }
+    const float inv = sum > 0.f ? 1.f / sum : 0.f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[e] *= inv;
+    const int i = r / group;
+    const int h = kv_head * group + (r - i * group);
+    const int64_t out_row = static_cast<int64_t>(q_start + i);
+    T* const dst = static_cast<T*>(p.o) + out_row * p.o_stride_n + static_cast<int64_t>(h) * p.o_stride_h;
+    const uint4 v = Vec8<T>::from_float(acc);  // 4-byte stores: o needs only the alignment the main kernel needs
+    unsigned* const d32 = reinterpret_cast<unsigned*>(dst + c * kVecElems);
+    d32[0] = v.x, d32[1] = v.y, d32[2] = v.z, d32[3] = v.w;
+    if (p.lse != nullptr && c == 0) p.lse[out_row * p.num_qo_heads + h] = sum > 0.f ? mx + log2f(sum) : neg_inf();
+  }
 }
 
 }  // namespace prefill

@@ -40,11 +40,45 @@ struct CustomMask {
 
 /// What the plan left for the run. The CPU reference ignores it; the CUDA step defines what the workspace holds.
 struct PrefillPlanView {
-  int32_t num_work;    // 0: no split
+  int32_t num_work;    // 0: no split; else work items of the split-KV layout below, in the workspace
   int32_t cta_tile_q;  // query rows per block, 0: not planned
   void* workspace;
   int64_t workspace_bytes;
 };
+
+/// Split-KV prefill workspace (byte offsets, each 256-aligned), for num_work items over row tiles of rows_tile
+/// packed rows. Work item w covers request work_request[w], row tile work_tile[w] and keys [work_kv_lo[w],
+/// work_kv_hi[w]); the items of one row tile are consecutive and form group g = items group_indptr[g] ..
+/// group_indptr[g+1]-1 (num_groups groups, stored as one int32 at offset 0). Item w of KV head h writes rows
+/// [rows_tile] x head_dim fp32 outputs (normalised) at partial_o + ((w * num_kv_heads + h) * rows_tile + row) *
+/// head_dim and their base-2 LSE at partial_lse + (w * num_kv_heads + h) * rows_tile + row.
+struct PrefillSplitLayout {
+  int64_t work_request, work_tile, work_kv_lo, work_kv_hi, group_indptr, partial_o, partial_lse, total;
+};
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define FI4J_PREFILL_HD __host__ __device__
+#else
+#define FI4J_PREFILL_HD
+#endif
+
+/// v rounded up to a multiple of 256.
+FI4J_PREFILL_HD inline int64_t prefill_align256(int64_t v) { return (v + 255) / 256 * 256; }
+
+/// The split workspace layout (host and device).
+FI4J_PREFILL_HD inline PrefillSplitLayout prefill_split_layout(int64_t num_work, int64_t num_kv_heads,
+                                                               int64_t rows_tile, int64_t head_dim) {
+  PrefillSplitLayout l{};
+  l.work_request = 256;
+  l.work_tile = l.work_request + prefill_align256(4 * num_work);
+  l.work_kv_lo = l.work_tile + prefill_align256(4 * num_work);
+  l.work_kv_hi = l.work_kv_lo + prefill_align256(4 * num_work);
+  l.group_indptr = l.work_kv_hi + prefill_align256(4 * num_work);
+  l.partial_o = l.group_indptr + prefill_align256(4 * (num_work + 1));
+  l.partial_lse = l.partial_o + prefill_align256(4 * num_work * num_kv_heads * rows_tile * head_dim);
+  l.total = l.partial_lse + prefill_align256(4 * num_work * num_kv_heads * rows_tile);
+  return l;
+}
 
 /// Batch prefill (single prefill = batch of one with null indptrs). For request b, query row i of
 /// qo_len = qo_indptr[b+1] - qo_indptr[b] rows and key j of kv_len keys:
