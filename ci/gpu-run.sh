@@ -85,19 +85,21 @@ for step in "${steps[@]}"; do
       "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" jmh -f 1 -wi 3 -i 5 -w 1 -r 1 -p device=cuda \
         -jvmArgsAppend "-Dorg.bytedeco.javacpp.cachedir=$work/jc" HostOverhead 2>&1 | tee "$out/jmh.txt" | tail -6 ;;
     jit)
-      # Run-time compilation across processes: per head dim, a cold process compiles into a fresh cache directory,
+      # Run-time compilation across processes: per op (decode, prefill) and head dim, a cold process compiles into a fresh cache directory,
       # a second process must find the cubin there without compiling. Targets: cold compile < 10 s, cached first
       # use (load from disk + first call) < 50 ms.
       jdir="$work/jit-cache"; rm -rf "$jdir"
-      for d in 96 192; do
-        for pass in cold cached; do
-          "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" jit-probe --cache-dir "$jdir" --head-dim $d \
-            > "$work/jit-$d-$pass.txt" 2>&1 || status=1
-          line=$(grep "^jit-probe:" "$work/jit-$d-$pass.txt" || tail -3 "$work/jit-$d-$pass.txt")
-          echo "$pass $line" >> "$out/jit.txt"
-          if [[ $pass == cached && $line != *"compiled=false source=DISK_CACHE"* ]]; then
-            echo "FAIL: the second process did not find head_dim $d in the cache" >> "$out/jit.txt"; status=1
-          fi
+      for op in decode prefill; do
+        for d in 96 192; do
+          for pass in cold cached; do
+            "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" jit-probe --op $op --cache-dir "$jdir" \
+              --head-dim $d > "$work/jit-$op-$d-$pass.txt" 2>&1 || status=1
+            line=$(grep "^jit-probe:" "$work/jit-$op-$d-$pass.txt" || tail -3 "$work/jit-$op-$d-$pass.txt")
+            echo "$pass $line" >> "$out/jit.txt"
+            if [[ $pass == cached && $line != *"compiled=false source=DISK_CACHE"* ]]; then
+              echo "FAIL: the second process did not find $op head_dim $d in the cache" >> "$out/jit.txt"; status=1
+            fi
+          done
         done
       done
       cat "$out/jit.txt" ;;

@@ -7,6 +7,8 @@
 #include "flashinfer4j/flashinfer4j.h"
 #include "jit_cache.h"
 #include "jit_decode.h"
+#include "jit_prefill.h"
+#include "prefill_route.h"
 #include "nvrtc_loader.h"
 #include "status.h"
 
@@ -18,15 +20,21 @@ thread_local std::string g_dir_text;
 /// Validates a kernel config and returns its route (throws UNSUPPORTED with the reason).
 DecodeRoute config_route(int device, const fi4j_kernel_config* c) {
   if (c == nullptr) fail_arg("config", "non-null", "null");
-  if (c->op != FI4J_OP_DECODE) fail_arg("config.op", "DECODE (0)", c->op);
+  if (c->op != FI4J_OP_DECODE && c->op != FI4J_OP_PREFILL) fail_arg("config.op", "DECODE (0) or PREFILL (1)", c->op);
   require(c->head_dim >= 1, "config.head_dim", ">= 1", c->head_dim);
   require(c->soft_cap == 0 || c->soft_cap == 1, "config.soft_cap", "0 or 1", c->soft_cap);
   if (c->pos_encoding != FI4J_POS_NONE && c->pos_encoding != FI4J_POS_ROPE_LLAMA)
     fail_arg("config.pos_encoding", "NONE (0) or ROPE_LLAMA (1)", c->pos_encoding);
-  require(c->path >= FI4J_PATH_AUTO && c->path <= FI4J_PATH_TENSOR_CORES, "config.path",
-          "AUTO (-1), CUDA_CORES (0) or TENSOR_CORES (1)", c->path);
+  if (c->op == FI4J_OP_DECODE)
+    require(c->path >= FI4J_PATH_AUTO && c->path <= FI4J_PATH_TENSOR_CORES, "config.path",
+            "AUTO (-1), CUDA_CORES (0) or TENSOR_CORES (1)", c->path);
   check_device(device);
   check_attention_config(device, c->dtype, c->head_dim, 1, 1);
+  if (c->op == FI4J_OP_PREFILL) {
+    if (is_cpu(device)) return PrefillRoute::Cpu;
+    // The same checks as a prefill call: route, then the shared memory of the largest block this configuration uses.
+    return check_cuda_prefill(device, c->head_dim, c->pos_encoding == FI4J_POS_ROPE_LLAMA, 0);
+  }
   return require_decode_route(!is_cpu(device), c->head_dim, c->path);
 }
 
@@ -47,13 +55,23 @@ FI4J_API int fi4j_kernel_prepare(int device, const fi4j_kernel_config* config, f
     const DecodeRoute route = config_route(device, config);
     fi4j_kernel_prepare_info out{};
     out.route = route_code(route);
-    if (route == DecodeRoute::Jit) {
+    jit::PrepareInfo p;
+    if (route == DecodeRoute::Jit && config->op == FI4J_OP_PREFILL) {
+      jit::PrefillKernelSpec spec;
+      spec.dtype = config->dtype;
+      spec.head_dim = config->head_dim;
+      spec.soft_cap = config->soft_cap != 0;
+      spec.rope = config->pos_encoding == FI4J_POS_ROPE_LLAMA;
+      p = jit::prepare_prefill(spec, device);
+    } else if (route == DecodeRoute::Jit) {
       jit::DecodeKernelSpec spec;
       spec.dtype = config->dtype;
       spec.head_dim = config->head_dim;
       spec.soft_cap = config->soft_cap != 0;
       spec.rope = config->pos_encoding == FI4J_POS_ROPE_LLAMA;
-      const jit::PrepareInfo p = jit::prepare_decode(spec, device);
+      p = jit::prepare_decode(spec, device);
+    }
+    if (route == DecodeRoute::Jit) {
       out.origin = p.origin == jit::KernelCache::Origin::Compiled ? FI4J_JIT_COMPILED
                    : p.origin == jit::KernelCache::Origin::Disk   ? FI4J_JIT_DISK
                                                                    : FI4J_JIT_MEMORY;

@@ -7,6 +7,7 @@
 
 #include "cuda_util.h"
 #include "fi4j/decode_geometry.h"
+#include "jit_module.h"
 #include "nvrtc_loader.h"
 #include "status.h"
 
@@ -27,23 +28,6 @@ using SpecKey = std::tuple<int, int, bool, bool, int>;  // dtype, head_dim, soft
 
 std::mutex g_mutex;
 std::map<SpecKey, LoadedDecode>* g_loaded = new std::map<SpecKey, LoadedDecode>();  // never freed (exit order)
-
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
-
-/// Restores the current device on scope exit.
-struct DeviceGuard {
-  int previous = -1;
-  explicit DeviceGuard(int device) {
-    check_cuda(cudaGetDevice(&previous), "cudaGetDevice");
-    if (previous != device) check_cuda(cudaSetDevice(device), "cudaSetDevice");
-  }
-  ~DeviceGuard() {
-    int now = -1;
-    if (previous >= 0 && cudaGetDevice(&now) == cudaSuccess && now != previous) cudaSetDevice(previous);
-  }
-};
 
 const LoadedDecode& get_loaded(const DecodeKernelSpec& spec, int device, PrepareInfo* info) {
   const auto t0 = std::chrono::steady_clock::now();

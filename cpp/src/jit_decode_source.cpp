@@ -79,7 +79,8 @@ std::string decode_key(const DecodeKernelSpec& spec, const std::string& arch) {
 }
 
 Bytes nvrtc_compile(const NvrtcApi& api, const std::string& source, const std::string& name,
-                    const std::string& arch) {
+                    const std::string& arch, const std::vector<std::string>& name_expressions,
+                    std::vector<std::string>* lowered) {
   std::vector<const char*> header_texts, header_names;
   for (size_t i = 0; i < kNumEmbeddedHeaders; ++i) {
     header_texts.push_back(kEmbeddedHeaders[i].text);
@@ -95,6 +96,11 @@ Bytes nvrtc_compile(const NvrtcApi& api, const std::string& source, const std::s
     void** prog;
     ~Destroy() { api.DestroyProgram(prog); }
   } destroy{api, &prog};
+  for (const auto& e : name_expressions) {
+    rc = api.AddNameExpression(prog, e.c_str());
+    if (rc != 0)
+      throw Error(FI4J_ERR_INTERNAL, "NVRTC: nvrtcAddNameExpression(" + e + ") failed: " + api.GetErrorString(rc));
+  }
   const std::vector<std::string> options = nvrtc_options(arch);
   std::vector<const char*> option_ptrs;
   for (const auto& o : options) option_ptrs.push_back(o.c_str());
@@ -118,6 +124,16 @@ Bytes nvrtc_compile(const NvrtcApi& api, const std::string& source, const std::s
   Bytes cubin(size);
   rc = api.GetCUBIN(prog, cubin.data());
   if (rc != 0) throw Error(FI4J_ERR_INTERNAL, std::string("NVRTC: nvrtcGetCUBIN failed: ") + api.GetErrorString(rc));
+  if (lowered != nullptr) {
+    lowered->clear();
+    for (const auto& e : name_expressions) {
+      const char* symbol = nullptr;
+      rc = api.GetLoweredName(prog, e.c_str(), &symbol);
+      if (rc != 0 || symbol == nullptr)
+        throw Error(FI4J_ERR_INTERNAL, "NVRTC: nvrtcGetLoweredName(" + e + ") failed: " + api.GetErrorString(rc));
+      lowered->push_back(symbol);
+    }
+  }
   return cubin;
 }
 

@@ -47,9 +47,12 @@ std::vector<std::string> nvrtc_options(const std::string& arch);
 uint64_t embedded_headers_hash();
 
 /// Compiles source (named name, for the log) with NVRTC for arch and returns the cubin. Throws
-/// Error(FI4J_ERR_INTERNAL) with NVRTC's log when compilation fails.
+/// Error(FI4J_ERR_INTERNAL) with NVRTC's log when compilation fails. Each of name_expressions (a C++ name such as
+/// a template kernel's instantiation) is registered with the program, and its lowered (symbol) name is stored at
+/// the same index of *lowered when lowered is not null.
 Bytes nvrtc_compile(const NvrtcApi& api, const std::string& source, const std::string& name,
-                    const std::string& arch);
+                    const std::string& arch, const std::vector<std::string>& name_expressions = {},
+                    std::vector<std::string>* lowered = nullptr);
 
 }  // namespace jit
 }  // namespace fi4j

@@ -62,6 +62,8 @@ NvrtcLoad load_nvrtc(const std::vector<std::string>& candidates) {
     ok = resolve(handle, "nvrtcGetProgramLog", &api.GetProgramLog, &missing) && ok;
     ok = resolve(handle, "nvrtcGetCUBINSize", &api.GetCUBINSize, &missing) && ok;
     ok = resolve(handle, "nvrtcGetCUBIN", &api.GetCUBIN, &missing) && ok;
+    ok = resolve(handle, "nvrtcAddNameExpression", &api.AddNameExpression, &missing) && ok;
+    ok = resolve(handle, "nvrtcGetLoweredName", &api.GetLoweredName, &missing) && ok;
     if (ok && api.Version(&api.major, &api.minor) != 0) {
       ok = false;
       missing = "nvrtcVersion failed";

@@ -24,6 +24,8 @@ struct NvrtcApi {
   int (*GetProgramLog)(void* prog, char* log) = nullptr;
   int (*GetCUBINSize)(void* prog, size_t* size) = nullptr;
   int (*GetCUBIN)(void* prog, char* cubin) = nullptr;
+  int (*AddNameExpression)(void* prog, const char* name_expression) = nullptr;
+  int (*GetLoweredName)(void* prog, const char* name_expression, const char** lowered_name) = nullptr;
 };
 
 struct NvrtcLoad {

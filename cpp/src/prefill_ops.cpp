@@ -1,6 +1,6 @@
-// Prefill entry points: validate -> build PrefillParams -> dispatch (CPU reference; CUDA is the next step of
-// issue 4), and the host mask packers. The checks mirror ops.cpp's for decode, with the same message form
-// "<name> must be <expected>, got <actual>".
+// Prefill entry points: validate -> build PrefillParams -> dispatch (CPU reference, ahead-of-time CUDA kernels or
+// run-time compiled ones, as prefill_route.h decides), and the host mask packers. The checks mirror ops.cpp's for
+// decode, with the same message form "<name> must be <expected>, got <actual>".
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -12,35 +12,36 @@
 #include "fi4j/prefill_launch.h"
 #include "fi4j/prefill_params.h"
 #include "checks.h"
+#include "jit_prefill.h"
+#include "prefill_route.h"
 #include "status.h"
 
 using namespace fi4j;
 
-namespace {
+namespace fi4j {
 
-/// Throws UNSUPPORTED naming what the CUDA prefill kernels cannot run on this device: head dims other than
-/// 64/128/256, or a configuration whose shared memory exceeds the device's per-block limit (e.g. RoPE at head dim
-/// 128 or 256 on sm_86/sm_89, which have about 99 KB).
 int smem_limit(int device) {
   int limit = 0;
   check_cuda(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "cudaDeviceGetAttribute");
   return limit;
 }
 
-/// Throws UNSUPPORTED naming what the CUDA prefill kernels cannot run on this device: head dims other than
-/// 64/128/256, or a configuration whose shared memory exceeds the device's per-block limit (e.g. RoPE at head dim
-/// 128 or 256 on sm_86/sm_89, which have about 99 KB).
-void check_cuda_prefill(int device, int head_dim, bool rope, int cta_tile_q) {
-  if (head_dim != 64 && head_dim != 128 && head_dim != 256)
-    throw Error(FI4J_ERR_UNSUPPORTED, "head_dim " + std::to_string(head_dim) +
-                                          " is not supported by the CUDA prefill kernels (supported: 64, 128, 256)");
+// Declared in prefill_route.h. Shared memory that does not fit: e.g. RoPE at head dim 128 or 256 on sm_86/sm_89,
+// which have about 99 KB per block.
+PrefillRoute check_cuda_prefill(int device, int head_dim, bool rope, int cta_tile_q) {
+  const PrefillRoute route = require_prefill_route(true, head_dim);
   const int limit = smem_limit(device);
   const int need = prefill_smem_bytes(head_dim, rope, cta_tile_q);
   if (need > limit)
     throw Error(FI4J_ERR_UNSUPPORTED, "prefill at head_dim " + std::to_string(head_dim) + (rope ? " with RoPE" : "") +
                                           " needs " + std::to_string(need) + " bytes of shared memory per block; device " +
                                           std::to_string(device) + " allows " + std::to_string(limit));
+  return route;
 }
+
+}  // namespace fi4j
+
+namespace {
 
 std::string at(const char* name, long long i) { return std::string(name) + "[" + std::to_string(i) + "]"; }
 
@@ -328,14 +329,19 @@ FI4J_API int fi4j_batch_prefill(int device, const fi4j_prefill_args* a, void* st
                                    : static_cast<long long>(INT32_MAX);
         p.plan.cta_tile_q = prefill_choose_cta_tile_q(p.head_dim, rope, rows, smem_limit(device));
       }
-      check_cuda_prefill(device, p.head_dim, rope, p.plan.cta_tile_q);
+      const PrefillRoute route = check_cuda_prefill(device, p.head_dim, rope, p.plan.cta_tile_q);
       check_stream(device, stream);
       require(p.num_kv_heads <= 65535, "num_kv_heads", "<= 65535 on the CUDA backend (grid y)", p.num_kv_heads);
       if (p.lse && (reinterpret_cast<uintptr_t>(p.lse) & 3u) != 0)
         fail_arg("lse", "4-byte aligned", "address % 4 = " + std::to_string(reinterpret_cast<uintptr_t>(p.lse) % 4));
       if (p.batch_size == 0 || p.nnz_qo == 0) return;
       cudaGetLastError();  // a stale error left by another library must not be reported as ours
-      check_cuda_launch(launch_batch_prefill(p, static_cast<cudaStream_t>(stream)), "batch prefill launch");
+      if (route == PrefillRoute::Jit) {
+        check_cuda_launch(jit::launch_batch_prefill_jit(p, static_cast<cudaStream_t>(stream)),
+                          "run-time compiled batch prefill launch");
+      } else {
+        check_cuda_launch(launch_batch_prefill(p, static_cast<cudaStream_t>(stream)), "batch prefill launch");
+      }
       return;
     }
     if (p.batch_size == 0 || p.nnz_qo == 0) return;

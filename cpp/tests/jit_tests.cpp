@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,8 +25,11 @@
 #include "flashinfer4j/flashinfer4j.h"
 #include "jit_cache.h"
 #include "jit_decode_source.h"
+#include "fi4j/prefill_geometry.h"
 #include "jit_headers.h"
+#include "jit_prefill_source.h"
 #include "nvrtc_loader.h"
+#include "prefill_route.h"
 #include "status.h"
 
 static int g_failed = 0;
@@ -579,6 +583,282 @@ static void test_c_api_kernel_config() {
   if (count == 0) CHECK(fi4j_kernel_supported(0, &c, &route) != FI4J_OK);
 }
 
+
+// Which kernel serves a prefill configuration, and the messages when none does.
+static void test_prefill_routing() {
+  using fi4j::PrefillRoute;
+  using fi4j::route_prefill;
+  const std::string missing = std::string(kNvrtcMissing) + " (tried libnvrtc.so.13)";
+  for (int d : {64, 128, 256}) {
+    CHECK(route_prefill(true, d, missing).route == PrefillRoute::Aot);  // no NVRTC needed
+    CHECK(fi4j::prefill_head_dim_aot(d) && !fi4j::prefill_head_dim_jit(d));
+  }
+  for (int d : {16, 32, 48, 80, 96, 112, 144, 160, 192, 208, 240}) {
+    CHECK(fi4j::prefill_head_dim_jit(d));
+    CHECK(route_prefill(true, d, "").route == PrefillRoute::Jit);
+    const auto absent = route_prefill(true, d, missing);
+    CHECK(absent.route == PrefillRoute::Unsupported);
+    CHECK(contains(absent.reason, "head_dim " + std::to_string(d)));
+    CHECK(contains(absent.reason, "prefill") && contains(absent.reason, "NVRTC") && contains(absent.reason, "install") &&
+          contains(absent.reason, "cuda-nvrtc"));
+  }
+  for (int d : {0, 8, 24, 72, 100, 264, 272, 512}) {
+    CHECK(!fi4j::prefill_head_dim_jit(d) && !fi4j::prefill_head_dim_aot(d));
+    const auto r = route_prefill(true, d, "");
+    CHECK(r.route == PrefillRoute::Unsupported);
+    CHECK(contains(r.reason, "head_dim " + std::to_string(d)) && contains(r.reason, "multiples of 16") &&
+          contains(r.reason, "prefill"));
+  }
+  for (int d : {2, 64, 72, 96, 1024}) CHECK(route_prefill(false, d, missing).route == PrefillRoute::Cpu);
+  // This process: a JIT head dim routes by whether NVRTC loads here; an AOT one never asks.
+  CHECK(fi4j::require_prefill_route(true, 128) == PrefillRoute::Aot);
+  bool threw = false;
+  try {
+    CHECK(fi4j::require_prefill_route(true, 96) == PrefillRoute::Jit);
+    CHECK(nvrtc() != nullptr);
+  } catch (const fi4j::Error& e) {
+    threw = true;
+    CHECK(e.status == FI4J_ERR_UNSUPPORTED && contains(e.what(), "head_dim 96") && contains(e.what(), "NVRTC"));
+  }
+  CHECK(threw == (nvrtc() == nullptr));
+}
+
+// The launch arithmetic shared by the ahead-of-time and run-time compiled prefill launchers.
+static void test_prefill_geometry() {
+  namespace g = fi4j::prefill_geometry;
+  // The ahead-of-time head dims: unpadded rows (prefill.cu checks these against prefill.cuh at compile time).
+  CHECK(g::smem_stride(64) == 64 && g::smem_stride(128) == 128 && g::smem_stride(256) == 256);
+  CHECK(g::smem_stride(96) == 128 && g::smem_stride(80) == 128 && g::smem_stride(192) == 192 &&
+        g::smem_stride(16) == 64);
+  const g::TileShape w4{4, 1}, w8{8, 1}, w8x2{8, 2};
+  CHECK(w4.rows() == 64 && w8.rows() == 128 && w8x2.rows() == 256 && w8.threads() == 256);
+  CHECK(g::smem_bytes(128, w8x2, false) == 256 * 128 * 2 + 4 * 64 * 128 * 2 + 128);
+  CHECK(g::smem_bytes(256, w4, true) == 2 * 64 * 256 * 2 + 6 * 32 * 256 * 2 + 128);
+  for (int d = 16; d <= 256; d += 16) {
+    CHECK(g::head_dim_supported(d));
+    for (int cta : {0, 64, 128, 256}) CHECK(g::tile_shape(d, true, cta).rows() == 64);  // RoPE: 4 warps x 1
+    CHECK(g::tile_shape(d, false, 64).rows() == 64);
+    CHECK(g::tile_shape(d, false, 128).rows() == 128);
+    CHECK(g::tile_shape(d, false, 256).rows() == (d <= 128 ? 256 : 128));
+    // A run-time compiled head dim needs no more shared memory than the ahead-of-time one it pads to.
+    const int aot = d <= 64 ? 64 : d <= 128 ? 128 : 256;
+    for (bool rope : {false, true})
+      for (int cta : {0, 64, 128, 256})
+        CHECK(g::smem_bytes(d, g::tile_shape(d, rope, cta), rope) <= g::smem_bytes(aot, g::tile_shape(aot, rope, cta), rope));
+    // The plan's choice: 64 rows for short requests and RoPE, else the largest block that fits.
+    CHECK(g::choose_cta_tile_q(d, false, 64, 232448) == 64);
+    CHECK(g::choose_cta_tile_q(d, true, 4096, 232448) == 64);
+    CHECK(g::choose_cta_tile_q(d, false, 4096, 232448) == (d <= 128 ? 256 : 128));
+  }
+  // Ada (99 KB per block): 256 rows of D = 128 do not fit, 128 rows do.
+  CHECK(g::choose_cta_tile_q(128, false, 4096, 101376) == 128);
+  CHECK(!g::head_dim_supported(8) && !g::head_dim_supported(72) && !g::head_dim_supported(272));
+
+  fi4j::PrefillParams p{};
+  p.dtype = fi4j::DType::BF16;
+  p.batch_size = 1;
+  p.num_qo_heads = 8;
+  p.num_kv_heads = 2;
+  p.head_dim = 96;
+  p.nnz_qo = 100;
+  p.kv_storage = fi4j::KvStorage::Ragged;
+  g::LaunchShape s{};
+  // Single prefill (no qo_indptr): 100 rows x group 4 > 64, so 256-row blocks; 400 / 256 -> 2 tiles + 1.
+  CHECK(g::launch_shape(p, &s) == g::LaunchCheck::Launch);
+  CHECK(s.cta_tile_q == 256 && s.shape.rows() == 256 && !s.split && s.tiles == 3 && s.kv_heads == 2 &&
+        s.smem_bytes == g::smem_bytes(96, w8x2, false));
+  p.variant.pos_encoding = fi4j::PosEncoding::RopeLlama;
+  CHECK(g::launch_shape(p, &s) == g::LaunchCheck::Launch && s.shape.rows() == 64 && s.tiles == 8);
+  p.variant.pos_encoding = fi4j::PosEncoding::None;
+  p.nnz_qo = 16;  // 64 packed rows: one 64-row tile
+  CHECK(g::launch_shape(p, &s) == g::LaunchCheck::Launch && s.cta_tile_q == 64 && s.shape.rows() == 64 && s.tiles == 2);
+  // A planned batch: the plan's block size.
+  int32_t indptr[3] = {0, 10, 300};
+  p.qo_indptr = indptr;
+  p.batch_size = 2;
+  p.nnz_qo = 300;
+  p.plan.cta_tile_q = 64;
+  CHECK(g::launch_shape(p, &s) == g::LaunchCheck::Launch && s.shape.rows() == 64 && s.tiles == (1200 + 63) / 64 + 2);
+  // A split plan applies with a workspace and the planned block size only (RoPE runs 64-row blocks).
+  int workspace = 0;
+  p.plan.num_work = 7;
+  p.plan.workspace = &workspace;
+  CHECK(g::launch_shape(p, &s) == g::LaunchCheck::Launch && s.split && s.tiles == 7);
+  p.plan.cta_tile_q = 256;
+  CHECK(g::launch_shape(p, &s) == g::LaunchCheck::Launch && s.split && s.tiles == 7);
+  p.variant.pos_encoding = fi4j::PosEncoding::RopeLlama;
+  CHECK(g::launch_shape(p, &s) == g::LaunchCheck::Launch && !s.split && s.shape.rows() == 64);
+  p.variant.pos_encoding = fi4j::PosEncoding::None;
+  p.plan.workspace = nullptr;
+  CHECK(g::launch_shape(p, &s) == g::LaunchCheck::Launch && !s.split);
+  p.plan.num_work = 0;
+  p.head_dim = 192;
+  p.plan.cta_tile_q = 256;
+  CHECK(g::launch_shape(p, &s) == g::LaunchCheck::Launch && s.shape.rows() == 128);  // D > 128: 8 warps x 1
+  p.nnz_qo = 0;
+  CHECK(g::launch_shape(p, &s) == g::LaunchCheck::Nothing);
+  p.nnz_qo = 300;
+  p.head_dim = 72;
+  CHECK(g::launch_shape(p, &s) == g::LaunchCheck::Unsupported);
+  p.head_dim = 96;
+  p.num_qo_heads = 7;
+  CHECK(g::launch_shape(p, &s) == g::LaunchCheck::Unsupported);
+  p.num_qo_heads = 8;
+  p.dtype = fi4j::DType::F32;
+  CHECK(g::launch_shape(p, &s) == g::LaunchCheck::Unsupported);
+  p.dtype = fi4j::DType::F16;
+  p.kv_storage = fi4j::KvStorage::Paged;  // without page table
+  CHECK(g::launch_shape(p, &s) == g::LaunchCheck::Unsupported);
+}
+
+static PrefillKernelSpec prefill_spec(int dtype, int d, bool cap, bool rope) {
+  PrefillKernelSpec s;
+  s.dtype = dtype;
+  s.head_dim = d;
+  s.soft_cap = cap;
+  s.rope = rope;
+  return s;
+}
+
+// Keys, kernel names and generated source of run-time compiled prefill.
+static void test_prefill_source() {
+  const PrefillKernelSpec a = prefill_spec(FI4J_BF16, 96, false, false);
+  const std::string key = prefill_key(a, "sm_90");
+  CHECK(is_safe_key(key));
+  CHECK(key.rfind("prefill-bf16-d96-", 0) == 0);
+  CHECK(contains(key, "-sm_90-v"));
+  CHECK(key == prefill_key(a, "sm_90"));
+  CHECK(key != prefill_key(a, "sm_80"));
+  DecodeKernelSpec same_decode;
+  same_decode.dtype = FI4J_BF16;
+  same_decode.head_dim = 96;
+  CHECK(key != decode_key(same_decode, "sm_90"));
+  std::set<std::string> keys = {key, prefill_key(prefill_spec(FI4J_F16, 96, false, false), "sm_90"),
+                                prefill_key(prefill_spec(FI4J_BF16, 192, false, false), "sm_90"),
+                                prefill_key(prefill_spec(FI4J_BF16, 96, true, false), "sm_90"),
+                                prefill_key(prefill_spec(FI4J_BF16, 96, false, true), "sm_90")};
+  CHECK(keys.size() == 5);
+  CHECK(prefill_shape_variants(a).size() == 3);  // 4x1, 8x1, 8x2
+  CHECK(prefill_shape_variants(prefill_spec(FI4J_BF16, 96, false, true)).size() == 1);  // RoPE: 4x1
+  CHECK(prefill_shape_variants(prefill_spec(FI4J_F16, 192, true, false)).size() == 2);  // 4x1, 8x1
+  CHECK(prefill_name_expression(a, {8, 2}) ==
+        "fi4j::prefill::batch_prefill_kernel<fi4j::bfloat16_t, 96, 2, 8, false, false>");
+  CHECK(prefill_kernel_symbol(a, {4, 1}) ==
+        "_ZN4fi4j7prefill20batch_prefill_kernelINS_10bfloat16_tELi96ELi1ELi4ELb0ELb0EEEvNS_13PrefillParamsE");
+  CHECK(prefill_kernel_symbol(prefill_spec(FI4J_F16, 192, true, true), {4, 1}) ==
+        "_ZN4fi4j7prefill20batch_prefill_kernelINS_6half_tELi192ELi1ELi4ELb1ELb1EEEvNS_13PrefillParamsE");
+  CHECK(prefill_merge_symbol(a) ==
+        "_ZN4fi4j7prefill26batch_prefill_merge_kernelINS_10bfloat16_tEEEvNS_13PrefillParamsEi");
+  const std::string src = prefill_source(a);
+  CHECK(contains(src, "#include \"fi4j/prefill.cuh\""));
+  CHECK(contains(src, "template __global__ void fi4j::prefill::batch_prefill_kernel<fi4j::bfloat16_t, 96, 1, 4, false, false>"));
+  CHECK(contains(src, "batch_prefill_kernel<fi4j::bfloat16_t, 96, 2, 8, false, false>"));
+  CHECK(contains(src, "batch_prefill_merge_kernel<fi4j::bfloat16_t>"));
+  CHECK(!contains(prefill_source(prefill_spec(FI4J_F16, 192, true, true)), ", 8, "));
+  CHECK(contains(src, "static_assert(fi4j::prefill::smem_bytes<96, 2, 8, false>() == fi4j::prefill_geometry::smem_bytes"));
+  for (int bad : {72, 0, 272}) {
+    bool refused = false;
+    try {
+      prefill_source(prefill_spec(FI4J_BF16, bad, false, false));
+    } catch (const fi4j::Error& e) {
+      refused = e.status == FI4J_ERR_UNSUPPORTED && contains(e.what(), "head_dim " + std::to_string(bad)) &&
+                contains(e.what(), "prefill");
+    }
+    CHECK(refused);
+  }
+  bool refused = false;
+  try {
+    prefill_key(prefill_spec(FI4J_F32, 96, false, false), "sm_90");
+  } catch (const fi4j::Error& e) {
+    refused = e.status == FI4J_ERR_UNSUPPORTED && contains(e.what(), "dtype");
+  }
+  CHECK(refused);
+}
+
+static bool file_contains(const std::string& path, const std::string& needle) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return contains(bytes, needle);
+}
+
+// The generated prefill sources compile from the embedded headers alone, on the branch NVRTC takes, and the
+// cubin holds each kernel under the symbol the loader looks up.
+static void test_prefill_compiles(const std::string& root) {
+  std::set<std::string> names;
+  for (size_t i = 0; i < kNumEmbeddedHeaders; ++i) names.insert(kEmbeddedHeaders[i].name);
+  for (const char* h : {"fi4j/prefill.cuh", "fi4j/prefill_geometry.h", "fi4j/mma.cuh", "fi4j/prefill_params.h"})
+    CHECK(names.count(h) == 1);
+  const std::vector<PrefillKernelSpec> specs = {prefill_spec(FI4J_BF16, 96, false, false),
+                                                prefill_spec(FI4J_F16, 192, true, true),
+                                                prefill_spec(FI4J_F16, 80, true, false)};
+  for (const auto& spec : specs) {
+    const std::string text = prefill_source(spec);
+    size_t pos = 0;
+    while ((pos = text.find("#include \"", pos)) != std::string::npos) {
+      const size_t start = pos + 10, end = text.find('"', start);
+      CHECK(names.count(text.substr(start, end - start)) == 1);
+      pos = end;
+    }
+  }
+#ifdef FI4J_TEST_NVCC
+  if (access(FI4J_TEST_NVCC, X_OK) != 0) {
+    std::printf("nvcc not at %s: skipping the compile of the generated prefill source\n", FI4J_TEST_NVCC);
+    return;
+  }
+  const std::string dir = root + "/nvcc-prefill";
+  mkdir(dir.c_str(), 0755);
+  mkdir((dir + "/fi4j").c_str(), 0755);
+  for (size_t i = 0; i < kNumEmbeddedHeaders; ++i)
+    write_file(dir + "/" + kEmbeddedHeaders[i].name, kEmbeddedHeaders[i].text);
+  int n = 0;
+  for (const auto& spec : specs) {
+    const std::string base = dir + "/prefill" + std::to_string(n++);
+    write_file(base + ".cu", prefill_source(spec));
+    // FI4J_NO_CUDA_FP16_HEADERS: the branch NVRTC takes (own 16-bit types, PTX conversions); the options are
+    // NVRTC's (nvrtc_options) as far as nvcc has them.
+    const std::string cmd = std::string(FI4J_TEST_NVCC) + " -cubin -std=c++17 -arch=sm_90 --expt-relaxed-constexpr " +
+                            "-DFI4J_NO_CUDA_FP16_HEADERS -I" + dir + " " + base + ".cu -o " + base + ".cubin 2>&1";
+    const int rc = std::system(cmd.c_str());
+    CHECK(rc == 0);
+    std::vector<std::string> symbols = {prefill_merge_symbol(spec)};
+    for (const auto& t : prefill_shape_variants(spec)) symbols.push_back(prefill_kernel_symbol(spec, t));
+    for (const std::string& symbol : symbols) {
+      const bool found = file_contains(base + ".cubin", symbol);
+      if (!found) std::printf("no %s in %s.cubin\n", symbol.c_str(), base.c_str());
+      CHECK(found);
+    }
+  }
+#else
+  (void)root;
+#endif
+}
+
+// The C API on the CPU backend: prefill configurations route to the CPU reference.
+static void test_c_api_prefill_config() {
+  fi4j_kernel_config c{FI4J_OP_PREFILL, FI4J_BF16, 96, 1, FI4J_POS_ROPE_LLAMA, 0};
+  int32_t route = -1;
+  CHECK(fi4j_kernel_supported(FI4J_DEVICE_CPU, &c, &route) == FI4J_OK && route == FI4J_ROUTE_CPU);
+  fi4j_kernel_prepare_info info{};
+  CHECK(fi4j_kernel_prepare(FI4J_DEVICE_CPU, &c, &info) == FI4J_OK);
+  CHECK(info.route == FI4J_ROUTE_CPU && info.origin == FI4J_JIT_NONE && info.key[0] == '\0');
+  c.path = 99;  // ignored for prefill
+  CHECK(fi4j_kernel_supported(FI4J_DEVICE_CPU, &c, &route) == FI4J_OK);
+  c.dtype = FI4J_F32;
+  CHECK(fi4j_kernel_supported(FI4J_DEVICE_CPU, &c, &route) == FI4J_ERR_UNSUPPORTED);
+  c.dtype = FI4J_F16;
+  c.op = 2;
+  CHECK(fi4j_kernel_supported(FI4J_DEVICE_CPU, &c, &route) == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "PREFILL (1)"));
+  CHECK(fi4j_prefill_supported(FI4J_DEVICE_CPU, FI4J_BF16, 96, 8, 2) == FI4J_OK);
+  int count = 0;
+  fi4j_device_count(&count);
+  if (count == 0) {
+    c.op = FI4J_OP_PREFILL;
+    CHECK(fi4j_kernel_supported(0, &c, &route) != FI4J_OK);
+    CHECK(fi4j_prefill_supported(0, FI4J_BF16, 96, 8, 2) != FI4J_OK);
+  }
+}
+
 int main() {
   std::string root = make_temp_dir();
   if (root.empty()) {
@@ -597,6 +877,11 @@ int main() {
   test_decode_source();
   test_embedded_headers(root);
   test_c_api_kernel_config();
+  test_prefill_routing();
+  test_prefill_geometry();
+  test_prefill_source();
+  test_prefill_compiles(root);
+  test_c_api_prefill_config();
   remove_tree(root);
   std::printf("jit_tests: %d passed, %d failed\n", g_passed, g_failed);
   return g_failed;

@@ -410,21 +410,23 @@ FI4J_API int fi4j_jit_cache_key(const char* op, const char* config, char* out, i
 
 /* ---- kernel configurations: support, routing and warm-up ---- */
 
-enum fi4j_kernel_op { FI4J_OP_DECODE = 0 };
+enum fi4j_kernel_op { FI4J_OP_DECODE = 0, FI4J_OP_PREFILL = 1 };
 /** Which kernel serves a configuration: the CPU reference, an ahead-of-time kernel, or one compiled at run time. */
 enum fi4j_kernel_route { FI4J_ROUTE_CPU = 0, FI4J_ROUTE_AOT = 1, FI4J_ROUTE_JIT = 2 };
 /** Where fi4j_kernel_prepare found a run-time compiled kernel. */
 enum fi4j_jit_origin { FI4J_JIT_NONE = 0, FI4J_JIT_MEMORY = 1, FI4J_JIT_DISK = 2, FI4J_JIT_COMPILED = 3 };
 
 /** The kernel a configuration needs. Decode: dtype F16/BF16, any head dim (the CUDA backend runs 64, 128, 256
- * ahead of time and the other multiples of 16 from 16 to 256 compiled at run time, CUDA-core path only). */
+ * ahead of time and the other multiples of 16 from 16 to 256 compiled at run time, CUDA-core path only).
+ * Prefill (single, ragged and paged): the same dtypes and head dims, every mask mode and window (run-time
+ * arguments of one kernel); path is ignored. */
 typedef struct fi4j_kernel_config {
   int32_t op;            /* fi4j_kernel_op */
   int32_t dtype;         /* fi4j_dtype of q, k, v, o */
   int32_t head_dim;
   int32_t soft_cap;      /* 1: logits soft cap on (any cap > 0), 0: off */
   int32_t pos_encoding;  /* fi4j_pos_encoding */
-  int32_t path;          /* fi4j_decode_path: AUTO, CUDA_CORES or TENSOR_CORES */
+  int32_t path;          /* decode: fi4j_decode_path (AUTO, CUDA_CORES or TENSOR_CORES); prefill: ignored */
 } fi4j_kernel_config;
 
 typedef struct fi4j_kernel_prepare_info {

@@ -4,10 +4,11 @@
 //   B (16x8, "col": k contiguous per column n): b0 = B[2t..2t+1][g], b1 = B[2t+8..2t+9][g]
 //   C (16x8, fp32): c0,c1 = C[g][2t..2t+1], c2,c3 = C[g+8][2t..2t+1]
 // with g = lane / 4 and t = lane % 4.
+// The 16-bit types are vec.cuh's half_t / bfloat16_t (the CUDA types under nvcc, storage structs under NVRTC),
+// so that this header also compiles at run time.
 #pragma once
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
+#include "fi4j/vec.cuh"
 
 namespace fi4j {
 
@@ -45,7 +46,7 @@ template <typename T>
 struct Mma;
 
 template <>
-struct Mma<__half> {
+struct Mma<half_t> {
   /// c += a * b on a 16x8x16 tile, fp16 inputs, fp32 accumulation.
   static __device__ __forceinline__ void mma(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
     asm(
@@ -56,16 +57,24 @@ struct Mma<__half> {
   }
   /// Packs (lo, hi) to a register of two fp16, round to nearest even; also returns the rounded values.
   static __device__ __forceinline__ unsigned pack(float lo, float hi, float& lo_r, float& hi_r) {
+#if FI4J_OWN_16BIT_TYPES
+    const unsigned u = float2_to_f16x2(lo, hi);
+    const float2 f = f16x2_to_float2(u);
+    lo_r = f.x;
+    hi_r = f.y;
+    return u;
+#else
     const __half2 h = __floats2half2_rn(lo, hi);
     const float2 f = __half22float2(h);
     lo_r = f.x;
     hi_r = f.y;
     return *reinterpret_cast<const unsigned*>(&h);
+#endif
   }
 };
 
 template <>
-struct Mma<__nv_bfloat16> {
+struct Mma<bfloat16_t> {
   /// c += a * b on a 16x8x16 tile, bf16 inputs, fp32 accumulation.
   static __device__ __forceinline__ void mma(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
     asm(
@@ -76,8 +85,12 @@ struct Mma<__nv_bfloat16> {
   }
   /// Packs (lo, hi) to a register of two bf16, round to nearest even; also returns the rounded values.
   static __device__ __forceinline__ unsigned pack(float lo, float hi, float& lo_r, float& hi_r) {
+#if FI4J_OWN_16BIT_TYPES
+    const unsigned u = float2_to_bf16x2(lo, hi);
+#else
     const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
     const unsigned u = *reinterpret_cast<const unsigned*>(&h);
+#endif
     lo_r = __uint_as_float(u << 16);
     hi_r = __uint_as_float(u & 0xffff0000u);
     return u;

@@ -8,7 +8,7 @@
 //
 // One block = kW warps, kRowsTile = 16 * kM * kW packed rows; warp w owns kM m16 row tiles (rows
 // 16kMw .. 16kM(w+1) - 1) and the whole KV range, so its online-softmax state (m, d, O) lives in registers and
-// needs no cross-warp merge. Block shapes (TileShape, chosen by the host per launch):
+// needs no cross-warp merge. Block shapes (prefill_geometry::tile_shape, chosen by the host per launch):
 //   256 rows = 8 warps x 2 row tiles (D <= 128, no RoPE): every K/V fragment read by ldmatrix feeds two mma, which
 //     halves the shared-memory traffic per multiply-add, and each K/V tile in shared memory serves 256 rows;
 //   128 rows = 8 warps x 1 (D > 128 without RoPE, or where 256 rows do not fit the device's shared memory);
@@ -31,6 +31,7 @@
 
 #include "fi4j/mma.cuh"
 #include "fi4j/paged_kv.cuh"
+#include "fi4j/prefill_geometry.h"
 #include "fi4j/prefill_params.h"
 #include "fi4j/variant.cuh"
 #include "fi4j/vec.cuh"
@@ -38,13 +39,7 @@
 namespace fi4j {
 namespace prefill {
 
-/// Maximum warps per block (the tile scan's scratch holds one total per warp).
-constexpr int kMaxWarps = 8;
 
-// Keys per K/V tile at D <= 128 (compile-time knob for benchmark builds).
-#ifndef FI4J_PREFILL_KV_TILE
-#define FI4J_PREFILL_KV_TILE 64
-#endif
 
 /// Tile geometry for head dim D, kM m16 row tiles per warp and kW warps per block.
 template <int D, int kM, int kW>
@@ -70,22 +65,6 @@ struct Geometry {
   static constexpr int kMinBlocks = (D > 128 || kW == 8) ? 1 : 2;
 };
 
-/// A block shape: warps per block and m16 row tiles per warp.
-struct TileShape {
-  int warps;
-  int row_tiles;
-  __host__ __device__ constexpr int rows() const { return 16 * warps * row_tiles; }
-};
-
-/// The block shape the kernels use when asked for cta_tile_q query rows per block: 256 -> 8 x 2 (D <= 128 without
-/// RoPE, else 128 rows), 128 -> 8 x 1, anything else -> 4 x 1 (64 rows); RoPE always 4 x 1. Host and device.
-__host__ __device__ constexpr TileShape tile_shape(int head_dim, bool rope, int cta_tile_q) {
-  return rope ? TileShape{4, 1}
-         : cta_tile_q == 256 ? (head_dim <= 128 ? TileShape{8, 2} : TileShape{8, 1})
-         : cta_tile_q == 128 ? TileShape{8, 1}
-                             : TileShape{4, 1};
-}
-
 /// Whether Q fragments stay in registers for the whole KV loop (kM * D <= 128 without RoPE) or are re-read from
 /// shared memory by ldmatrix every tile.
 template <int D, int kM, bool kRope>
@@ -106,7 +85,7 @@ struct SmemLayout {
   static constexpr int kKLoOffset = kKOffset + 2 * kKvBytes;
   static constexpr int kVOffset = kKLoOffset + (kRope ? 2 * kKvBytes : 0);
   static constexpr int kScanOffset = kVOffset + 2 * kKvBytes;
-  static constexpr int kBytes = kScanOffset + 128;  // tile scan scratch: 18 ints
+  static constexpr int kBytes = kScanOffset + prefill_geometry::kScanScratchBytes;  // tile scan: 18 ints
 };
 
 template <int D, int kM, int kW, bool kRope>
@@ -633,7 +612,7 @@ __global__ void __launch_bounds__(32 * kW, Geometry<D, kM, kW>::kMinBlocks)
 /// Merges the fp32 partial states of a split plan's key chunks (prefill_split_layout) into o and lse: grid
 /// (num_work, num_kv_heads), kMergeThreads threads; block g merges the items of group g (blocks past the group
 /// count exit). Chunks that saw no key (LSE -inf) weigh 0; a row with none gets 0 and LSE -inf. Deterministic.
-constexpr int kMergeThreads = 256;
+constexpr int kMergeThreads = prefill_geometry::kMergeThreads;
 
 template <typename T>
 __global__ void __launch_bounds__(kMergeThreads) batch_prefill_merge_kernel(const __grid_constant__ PrefillParams p,

@@ -18,9 +18,9 @@ import java.util.Arrays;
  * <p>Plan/run as in {@link BatchDecodeWithPagedKvCache}: {@link #plan} validates the batch on the host, plans the
  * work and copies the offsets (and a custom mask, packed) into the device's memory; {@link #run} may then be
  * called for every layer, does argument checks and the launch only, and never allocates. plan() frees the previous
- * plan's copies: on CUDA, replan only when the runs that used them are done. Backends: the CPU reference; the CUDA
- * kernel is the next step of issue 4 (until then plan() on a CUDA device throws
- * {@link UnsupportedConfigurationException}).
+ * plan's copies: on CUDA, replan only when the runs that used them are done. Backends: the CPU reference and CUDA
+ * (head dims 64, 128, 256 ahead of time; the other multiples of 16 up to 256 compiled at run time by plan(), see
+ * {@link Flashinfer4j}).
  *
  * <p>Not thread-safe: one thread at a time per wrapper; distinct wrappers (with distinct workspaces) may run
  * concurrently.

@@ -9,8 +9,8 @@ import java.util.Optional;
  * Entry points about kernels as a whole: whether a configuration runs on this machine, and compiling the kernels a
  * deployment needs before it serves.
  *
- * <p>Kernels outside the ahead-of-time set (on CUDA: decode head dims other than 64, 128 and 256) are compiled at
- * run time with NVRTC the first time they are needed (plan, warm-up, or the first call), stored in the
+ * <p>Kernels outside the ahead-of-time set (on CUDA: decode and prefill head dims other than 64, 128 and 256) are
+ * compiled at run time with NVRTC the first time they are needed (plan, warm-up, or the first call), stored in the
  * {@link JitCache} directory, and found there by later processes without compiling. Each compile is logged at
  * INFO on the System.Logger {@code io.github.flashinfer4j.jit} with its cache key and duration, each disk-cache
  * hit at DEBUG. All methods are thread-safe.

@@ -85,6 +85,17 @@ final class Jit {
     }
   }
 
+  /**
+   * Prepares the prefill kernel that a plan or single prefill with these arguments needs (a no-op for AOT/CPU), so
+   * that run() never compiles.
+   */
+  static void preparePrefill(Device device, DType dtype, int headDim, AttentionOptions options) {
+    KernelConfig c = KernelConfig.forPrefill(device, dtype, headDim, options);
+    if (route(c) == Route.RUN_TIME_COMPILED) {
+      prepare(c);
+    }
+  }
+
   /** Prepares the decode kernel that a plan or single decode with these arguments needs (a no-op for AOT/CPU). */
   static void prepareDecode(Device device, DType dtype, int headDim, AttentionOptions options, DecodePath path) {
     KernelConfig c = KernelConfig.forDecode(device, dtype, headDim, options, path);

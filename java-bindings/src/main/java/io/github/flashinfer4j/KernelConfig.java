@@ -5,18 +5,24 @@ import java.util.Objects;
 /**
  * One kernel configuration, as {@link Flashinfer4j#isSupported(KernelConfig)} and
  * {@link Flashinfer4j#warmUp(KernelConfig...)} take it: the op, the device, the dtype, the head dim and the variant
- * choices that select a kernel (soft cap on or off, positional encoding, decode path). Immutable; build one with
- * {@link #decode(Device, DType, int)} or {@link #forDecode(Device, DType, int, AttentionOptions, DecodePath)}.
+ * choices that select a kernel (soft cap on or off, positional encoding, and for decode the path). Immutable; build
+ * one with {@link #decode(Device, DType, int)}, {@link #prefill(Device, DType, int)},
+ * {@link #forDecode(Device, DType, int, AttentionOptions, DecodePath)} or
+ * {@link #forPrefill(Device, DType, int, AttentionOptions)}.
  *
- * <p>On the CUDA backend decode runs head dims 64, 128 and 256 with kernels compiled ahead of time, and the other
- * multiples of 16 from 16 to 256 with kernels compiled at run time by NVRTC (CUDA-core path only) and kept in the
- * {@link JitCache}. The CPU reference runs every even head dim up to 1024.
+ * <p>On the CUDA backend decode and prefill run head dims 64, 128 and 256 with kernels compiled ahead of time, and
+ * the other multiples of 16 from 16 to 256 with kernels compiled at run time by NVRTC (decode: CUDA-core path
+ * only) and kept in the {@link JitCache}. A prefill kernel serves every mask (none, causal, custom), sliding window,
+ * scale and soft-cap value, single, ragged and paged alike: those are run-time arguments. The CPU reference runs
+ * every even head dim up to 1024.
  */
 public final class KernelConfig {
   /** The operation a kernel serves. */
   public enum Op {
     /** Batch or single decode over a paged (or plain) KV cache. */
-    DECODE(0);
+    DECODE(0),
+    /** Single, ragged and paged prefill (and append), any mask. */
+    PREFILL(1);
 
     private final int code;
 
@@ -50,6 +56,20 @@ public final class KernelConfig {
   /** A decode configuration builder: no soft cap, no positional encoding, path AUTO. */
   public static Builder decode(Device device, DType dtype, int headDim) {
     return new Builder(Op.DECODE, device, dtype, headDim);
+  }
+
+  /** A prefill configuration builder: no soft cap, no positional encoding. */
+  public static Builder prefill(Device device, DType dtype, int headDim) {
+    return new Builder(Op.PREFILL, device, dtype, headDim);
+  }
+
+  /** The prefill configuration that a plan (or a single prefill) with these options needs. */
+  public static KernelConfig forPrefill(Device device, DType dtype, int headDim, AttentionOptions options) {
+    Objects.requireNonNull(options, "options");
+    return prefill(device, dtype, headDim)
+        .softCap(options.logitsSoftCap() > 0)
+        .posEncoding(options.posEncoding())
+        .build();
   }
 
   /** The decode configuration that a plan with these options needs. */
@@ -88,6 +108,7 @@ public final class KernelConfig {
     return posEncoding;
   }
 
+  /** The decode path (always {@link DecodePath#AUTO} for prefill). */
   public DecodePath path() {
     return path;
   }
@@ -118,7 +139,7 @@ public final class KernelConfig {
   @Override
   public String toString() {
     return op.name().toLowerCase(java.util.Locale.ROOT) + "{" + device + ", " + dtype + ", headDim=" + headDim
-        + ", softCap=" + softCap + ", " + posEncoding + ", path=" + path + "}";
+        + ", softCap=" + softCap + ", " + posEncoding + (op == Op.DECODE ? ", path=" + path : "") + "}";
   }
 
   /** Builds a {@link KernelConfig}; not thread-safe. */
@@ -158,9 +179,13 @@ public final class KernelConfig {
       return this;
     }
 
+    /** The decode path; a prefill configuration takes only {@link DecodePath#AUTO}. */
     public Builder path(DecodePath decodePath) {
       if (decodePath == null) {
         throw InvalidArgumentException.of("path", "non-null", "null");
+      }
+      if (op == Op.PREFILL && decodePath != DecodePath.AUTO) {
+        throw InvalidArgumentException.of("path", "AUTO for a prefill configuration", decodePath);
       }
       this.path = decodePath;
       return this;

@@ -91,6 +91,10 @@ final class PrefillPlan implements AutoCloseable {
     }
     PackedMask packed = mask.packFor(qoLens, kvLens, "mask");
     Native.check(Fi4j.fi4j_prefill_supported(device.code(), dtype.code(), headDim, numQoHeads, numKvHeads));
+    if (device.isCuda()) {
+      // a head dim outside the ahead-of-time set: compile (or load) its kernel now, not in run()
+      Jit.preparePrefill(device, dtype, headDim, options);
+    }
     Pointer streamPtr = stream == null ? null : stream.pointer();
     int numWork;
     int ctaTileQ;

@@ -12,8 +12,8 @@ import java.util.Arrays;
  *
  * <p>Stateless; calls may run concurrently on distinct outputs. A custom mask is packed and staged into the
  * device's memory for the call (on CUDA the call then waits for the stream before freeing it). Backends: the CPU
- * reference; on a CUDA device it throws {@link UnsupportedConfigurationException} until the CUDA kernel (the next
- * step of issue 4) lands.
+ * reference and CUDA (head dims 64, 128, 256 ahead of time; the other multiples of 16 up to 256 compiled at run
+ * time on the first call of a configuration, or ahead of it by {@link Flashinfer4j#warmUp(KernelConfig...)}).
  */
 public final class SinglePrefill {
   private SinglePrefill() {}
@@ -68,6 +68,10 @@ public final class SinglePrefill {
       Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
     }
     PackedMask packed = mask.packFor(new int[] {(int) qoLen}, new int[] {(int) kvLen}, "mask");
+    if (device.isCuda()) {
+      // a head dim outside the ahead-of-time set: compile (or load) its kernel before the call (once per process)
+      Jit.preparePrefill(device, dtype, headDim, options);
+    }
     int n = nhd ? 0 : 1;
     try (Native.Pins pins = new Native.Pins();
         Fi4j.fi4j_prefill_args args = new Fi4j.fi4j_prefill_args();

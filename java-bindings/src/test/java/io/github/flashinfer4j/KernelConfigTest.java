@@ -37,6 +37,31 @@ class KernelConfigTest {
   }
 
   @Test
+  void prefillConfigurations() {
+    KernelConfig a = KernelConfig.prefill(Device.cpu(), DType.F16, 192).build();
+    assertEquals(KernelConfig.Op.PREFILL, a.op());
+    assertEquals(DecodePath.AUTO, a.path());
+    assertFalse(a.toString().contains("path"), a.toString());
+    assertTrue(a.toString().startsWith("prefill{"), a.toString());
+    KernelConfig b = KernelConfig.forPrefill(Device.cpu(), DType.F16, 192,
+        AttentionOptions.builder().logitsSoftCap(30).posEncoding(PosEncoding.ROPE_LLAMA).windowLeft(7).build());
+    assertEquals(a.toBuilder().softCap(true).posEncoding(PosEncoding.ROPE_LLAMA).build(), b);
+    assertNotEquals(KernelConfig.decode(Device.cpu(), DType.F16, 192).build(), a);
+    InvalidArgumentException e = assertThrows(InvalidArgumentException.class,
+        () -> a.toBuilder().path(DecodePath.TENSOR_CORES));
+    assertTrue(e.getMessage().contains("path") && e.getMessage().contains("prefill"), e.getMessage());
+    assertEquals(a, a.toBuilder().path(DecodePath.AUTO).build());
+    for (int d : new int[] {2, 64, 80, 96, 192, 1024}) {
+      KernelConfig c = KernelConfig.prefill(Device.cpu(), DType.BF16, d).softCap(true).build();
+      assertTrue(Flashinfer4j.isSupported(c), c.toString());
+      assertFalse(Flashinfer4j.isCompiledAtRunTime(c));
+      assertEquals(Flashinfer4j.WarmUpResult.Source.AHEAD_OF_TIME, Flashinfer4j.warmUp(c).get(0).source());
+    }
+    KernelConfig odd = KernelConfig.prefill(Device.cpu(), DType.BF16, 3).build();
+    assertTrue(Flashinfer4j.unsupportedReason(odd).orElseThrow().contains("head_dim 3"));
+  }
+
+  @Test
   void cpuRunsEveryEvenHeadDimWithoutCompiling() {
     for (int d : new int[] {2, 64, 72, 96, 192, 1024}) {
       KernelConfig c = KernelConfig.decode(Device.cpu(), DType.F16, d).softCap(true).build();

@@ -36,7 +36,8 @@ public final class Main {
       default:
         System.err.println("usage: java -jar benchmarks.jar [demo [--cpu] | bench decode|prefill [--out DIR] [--quick] | jmh [options]]");
         System.err.println("       java -jar benchmarks.jar compat run CASES OUT [--device auto|cpu|cuda] [--case NAME]...");
-        System.err.println("       java -jar benchmarks.jar jit-probe [--cache-dir DIR] [--head-dim D] [--dtype BF16|F16]");
+        System.err.println("       java -jar benchmarks.jar jit-probe [--op decode|prefill] [--cache-dir DIR] "
+            + "[--head-dim D] [--dtype BF16|F16]");
         System.exit(2);
     }
   }
