@@ -18,9 +18,15 @@ import java.util.Arrays;
  * <p>Plan/run as in {@link BatchDecodeWithPagedKvCache}: {@link #plan} validates the batch on the host, plans the
  * work and copies the offsets (and a custom mask, packed) into the device's memory; {@link #run} may then be
  * called for every layer, does argument checks and the launch only, and never allocates. plan() frees the previous
- * plan's copies: on CUDA, replan only when the runs that used them are done. Backends: the CPU reference; the CUDA
- * kernel is the next step of issue 4 (until then plan() on a CUDA device throws
- * {@link UnsupportedConfigurationException}).
+ * plan's copies: on CUDA, replan only when the runs that used them are done. Backends: the CPU reference and CUDA
+ * (head dims 64, 128, 256; plan() throws {@link UnsupportedConfigurationException} for what the device cannot run).
+ *
+ * <p>CUDA graphs: {@link #run} launches one kernel and neither allocates, copies nor synchronises, so it can be
+ * captured ({@link CudaGraph#capture}) on a created stream after plan(). A replay reads whatever q, k and v hold
+ * then (write new contents into the same tensors) and writes the captured out and lse. The graph keeps this plan's
+ * device copies (offsets, packed mask) and the launch grid of this batch: it is valid until the next plan() or
+ * close() of this wrapper. A new batch composition needs a new plan and a new capture. This is also the way to
+ * capture a single request with a custom mask (a batch of one), which {@link SinglePrefill} cannot.
  *
  * <p>Not thread-safe: one thread at a time per wrapper; distinct wrappers (with distinct workspaces) may run
  * concurrently.
