@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything the GPU machine runs for one submission, in one call (the device tool's machine has no Java: the
 # bundle brings a runtime). Carry target/gpu-bundle.tar.gz and benchmarks/target/benchmarks.jar.
-#   ci/gpu-run.sh [tests] [memcheck] [racecheck] [harness] [prefill-harness] [demo] [bench] [prefill-bench] [variants]
-#                 [compat] [jmh] [jit] [jit-smoke]   (default: tests harness demo)
+#   ci/gpu-run.sh [tests] [memcheck] [racecheck] [harness] [prefill-harness] [demo] [spec-verify] [bench]
+#                 [prefill-bench] [variants] [compat] [jmh] [jit] [jit-smoke]   (default: tests harness demo)
 # Results come back in $OUT (or ./gpu-out), few files as the device tool allows: logs.tgz (every log and output),
 # decode.json and decode_table.md when the bench step ran, prefill.json and prefill_table.md when prefill-bench ran,
 # peers.json (the PyTorch peers, run once per call for whichever bench steps ask), decode_variants.md, jit.txt.
@@ -44,6 +44,9 @@ for step in "${steps[@]}"; do
         "$root/cuda/kernels/prefill.cu" -o "$work/ph" && "$work/ph" > "$out/prefill_harness.txt" 2>&1 || status=1
       grep -E "^FAIL" "$out/prefill_harness.txt" | head; tail -8 "$out/prefill_harness.txt" ;;
     demo) "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" demo 2>&1 | tee "$out/demo.txt" | tail -12 ;;
+    spec-verify)
+      "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" spec-verify 2>&1 | tee "$out/spec_verify.txt" | tail -22
+      [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1 ;;
     bench)
       "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" bench decode --out "$out" | tee "$out/bench.txt" || status=1
       peers

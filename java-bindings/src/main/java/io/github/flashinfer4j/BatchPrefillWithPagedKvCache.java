@@ -19,8 +19,15 @@ import java.util.Arrays;
  * work and copies the query offsets (and a custom mask, packed) into the device's memory; {@link #run} may then be
  * called for every layer with that layer's q and cache, does argument checks and the launch only, and never
  * allocates. The page table must stay open while runs use it. plan() frees the previous plan's copies: on CUDA,
- * replan only when the runs that used them are done. Backends: the CPU reference; the CUDA kernel is the next step
- * of issue 4 (until then plan() on a CUDA device throws {@link UnsupportedConfigurationException}).
+ * replan only when the runs that used them are done. Backends: the CPU reference and CUDA (head dims 64, 128, 256;
+ * plan() throws {@link UnsupportedConfigurationException} for what the device cannot run).
+ *
+ * <p>CUDA graphs: {@link #run} launches its kernels (two for a split-KV plan) and neither allocates, copies nor synchronises, so it can be
+ * captured ({@link CudaGraph#capture}) on a created stream after plan(). A replay reads whatever q and the cache
+ * pages hold then (write new contents into the same tensors) and writes the captured out and lse. The graph keeps
+ * this plan's device copies (query offsets, packed mask), the page table's device arrays and the launch grid of
+ * this batch: it is valid until the next plan() or close() of this wrapper and while the page table stays open. A
+ * new batch composition (lengths, pages, mask) needs a new plan and a new capture.
  *
  * <p>Not thread-safe: one thread at a time per wrapper; distinct wrappers (with distinct workspaces) may run
  * concurrently.

@@ -22,6 +22,13 @@ import java.util.Arrays;
  * (head dims 64, 128, 256 ahead of time; the other multiples of 16 up to 256 compiled at run time by plan(), see
  * {@link Flashinfer4j}).
  *
+ * <p>CUDA graphs: {@link #run} launches its kernels (two for a split-KV plan) and neither allocates, copies nor synchronises, so it can be
+ * captured ({@link CudaGraph#capture}) on a created stream after plan(). A replay reads whatever q, k and v hold
+ * then (write new contents into the same tensors) and writes the captured out and lse. The graph keeps this plan's
+ * device copies (offsets, packed mask) and the launch grid of this batch: it is valid until the next plan() or
+ * close() of this wrapper. A new batch composition needs a new plan and a new capture. This is also the way to
+ * capture a single request with a custom mask (a batch of one), which {@link SinglePrefill} cannot.
+ *
  * <p>Not thread-safe: one thread at a time per wrapper; distinct wrappers (with distinct workspaces) may run
  * concurrently.
  */

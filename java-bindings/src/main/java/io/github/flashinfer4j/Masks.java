@@ -56,7 +56,13 @@ public final class Masks {
    * also its query rows, in an order where each parent precedes its children ({@code parents[i] < i}, -1 for a
    * child of the last committed token). Row i keeps the whole prefix, draft token i and its ancestors; nothing
    * else. Returns the {@code [n, prefixLen + n]} row-major matrix for {@link AttentionMask#custom(boolean[])}
-   * (concatenate those of several requests).
+   * (concatenate those of several requests, or pack them with {@link #segmentPackbits}).
+   *
+   * <p>Positions: draft token i is key {@code prefixLen + i} of the request, but its position in the text is
+   * {@code prefixLen + depth(i)} (depth 0 for parent -1). Apply RoPE to its query and key at that position before
+   * appending and attend with {@link PosEncoding#NONE}: RoPE inside attention ({@link PosEncoding#ROPE_LLAMA})
+   * rotates key j and query row i by their indices, which is right only when {@code depth(i) = i} (a chain). The
+   * example is {@code java -jar benchmarks.jar spec-verify}.
    */
   public static boolean[] tree(int prefixLen, int[] parents) {
     Checks.check(prefixLen >= 0, "prefixLen", ">= 0", prefixLen);

@@ -14,6 +14,11 @@ import java.util.Arrays;
  * device's memory for the call (on CUDA the call then waits for the stream before freeing it). Backends: the CPU
  * reference and CUDA (head dims 64, 128, 256 ahead of time; the other multiples of 16 up to 256 compiled at run
  * time on the first call of a configuration, or ahead of it by {@link Flashinfer4j#warmUp(KernelConfig...)}).
+ *
+ * <p>CUDA graphs: with {@link AttentionMask#none()} or {@link AttentionMask#causal()} a call launches one kernel and
+ * can be captured ({@link CudaGraph#capture}); replays read whatever q, k and v hold then. With a custom mask a call
+ * allocates, copies and waits, which a capture refuses (the capture throws): capture
+ * {@link BatchPrefillWithRaggedKvCache} with a batch of one instead, whose plan() stages the mask once.
  */
 public final class SinglePrefill {
   private SinglePrefill() {}

@@ -3,8 +3,8 @@ package io.github.flashinfer4j.bench;
 import java.util.Arrays;
 
 /**
- * Entry point of benchmarks.jar: {@code demo} (default), {@code bench decode|prefill [options]}, {@code compat run},
- * {@code jit-probe} or {@code jmh [JMH options]}.
+ * Entry point of benchmarks.jar: {@code demo} (default), {@code spec-verify}, {@code bench decode|prefill [options]},
+ * {@code compat run}, {@code jit-probe} or {@code jmh [JMH options]}.
  */
 public final class Main {
   private Main() {}
@@ -15,6 +15,9 @@ public final class Main {
     switch (cmd) {
       case "demo":
         System.exit(Demo.run(rest));
+        break;
+      case "spec-verify":
+        System.exit(SpecVerify.run(rest));
         break;
       case "bench":
         if (rest.length > 0 && rest[0].equals("decode")) {
@@ -34,7 +37,7 @@ public final class Main {
         org.openjdk.jmh.Main.main(rest);
         break;
       default:
-        System.err.println("usage: java -jar benchmarks.jar [demo [--cpu] | bench decode|prefill [--out DIR] [--quick] | jmh [options]]");
+        System.err.println("usage: java -jar benchmarks.jar [demo [--cpu] | spec-verify [--cpu] | bench decode|prefill [--out DIR] [--quick] | jmh [options]]");
         System.err.println("       java -jar benchmarks.jar compat run CASES OUT [--device auto|cpu|cuda] [--case NAME]...");
         System.err.println("       java -jar benchmarks.jar jit-probe [--op decode|prefill] [--cache-dir DIR] "
             + "[--head-dim D] [--dtype BF16|F16]");
