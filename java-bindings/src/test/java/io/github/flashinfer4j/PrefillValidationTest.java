@@ -208,8 +208,10 @@ class PrefillValidationTest {
     }
     Device gpu = Device.cuda(0);
     try (BatchPrefillWithRaggedKvCache op = new BatchPrefillWithRaggedKvCache(gpu)) {
-      assertEquals("head_dim 96 is not supported by the CUDA prefill kernels (supported: 64, 128, 256)",
-          unsupported(() -> op.plan(new int[] {0, 1}, new int[] {0, 1}, 8, 2, 96, DType.BF16, AttentionMask.causal())));
+      // 72 has no kernel either way (run-time compiled head dims are multiples of 16; GpuJitPrefillTest covers them).
+      String message =
+          unsupported(() -> op.plan(new int[] {0, 1}, new int[] {0, 1}, 8, 2, 72, DType.BF16, AttentionMask.causal()));
+      assertTrue(message.contains("head_dim 72"), message);
       op.plan(new int[] {0, 1}, new int[] {0, 1}, 8, 2, 128, DType.BF16, AttentionMask.causal());
     }
   }
