@@ -40,9 +40,9 @@ for step in "${steps[@]}"; do
         "$root/cuda/kernels/append.cu" -o "$work/harness" && "$work/harness" > "$out/harness.txt" 2>&1 || status=1
       grep -E "^FAIL" "$out/harness.txt" | head; tail -1 "$out/harness.txt" ;;
     prefill-harness)
-      nvcc -std=c++17 -O2 -arch=sm_90 -I"$root/cuda/include" "$root/cuda/tests/prefill_harness.cu" \
-        "$root/cuda/kernels/prefill.cu" -o "$work/ph" && "$work/ph" > "$out/prefill_harness.txt" 2>&1 || status=1
-      grep -E "^FAIL" "$out/prefill_harness.txt" | head; tail -8 "$out/prefill_harness.txt" ;;
+      nvcc -std=c++17 -O2 -arch=sm_90 -I"$root/cuda/include" -I"$root/cpp/src" "$root/cuda/tests/prefill_harness.cu" \
+        "$root/cuda/kernels/prefill.cu" "$root/cpp/src/prefill_plan.cpp" -o "$work/ph" && "$work/ph" > "$out/prefill_harness.txt" 2>&1 || status=1
+      grep -E "^FAIL" "$out/prefill_harness.txt" | head; grep -E "passed|split|unsplit" "$out/prefill_harness.txt"; tail -13 "$out/prefill_harness.txt" ;;
     demo) "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" demo 2>&1 | tee "$out/demo.txt" | tail -12 ;;
     spec-verify)
       "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" spec-verify 2>&1 | tee "$out/spec_verify.txt" | tail -22

@@ -1,7 +1,7 @@
 // Standalone GPU test of the tensor-core batch prefill kernel (prefill.cuh) against a float64 CPU reference.
 //
 // Build and run from the repository root (one line):
-//   /usr/local/cuda/bin/nvcc -std=c++17 -O2 -arch=sm_90 -Icuda/include cuda/tests/prefill_harness.cu cuda/kernels/prefill.cu -o /tmp/ph && /tmp/ph
+//   /usr/local/cuda/bin/nvcc -std=c++17 -O2 -arch=sm_90 -Icuda/include -Icpp/src cuda/tests/prefill_harness.cu cuda/kernels/prefill.cu cpp/src/prefill_plan.cpp -o /tmp/ph && /tmp/ph
 // Prints one line per case, "N passed, M failed", then a timing section; exits non-zero on any failure.
 //
 // Random batches mix qo_len 0..300 (empty requests included), kv_len above and below qo_len (rows that see
@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "fi4j/prefill_launch.h"
+#include "prefill_plan.h"  // cpp/src: the host split planner
 
 using fi4j::DType;
 using fi4j::KvStorage;
@@ -405,6 +406,144 @@ void random_lengths(Case& c, int batch, std::mt19937& rng) {
   }
 }
 
+// Split-KV (few short queries against long caches): the host planner's work list in a device workspace, the split
+// kernel and the merge, against the unsplit kernel on the same inputs (same math per key, so they agree to fp32
+// rounding of the merge), and the time of both. Returns the number of failed cases.
+int split_section() {
+  std::printf("\nsplit-KV (bf16, 32 qo / 8 kv heads, D=128, ragged; plan on %s):\n", "this device");
+  cudaDeviceProp prop{};
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  struct Shape {
+    std::vector<int> qo, kv;
+    bool causal;
+  };
+  const Shape shapes[] = {{{16}, {32768}, true}, {{1, 4, 16, 2}, {8192, 16000, 3000, 700}, true},
+                          {{128}, {16384}, false}, {{7, 64}, {20000, 9000}, true}};
+  int failed = 0;
+  for (const Shape& sh : shapes) {
+    const int hq = 32, hkv = 8, D = 128, batch = static_cast<int>(sh.qo.size());
+    std::vector<int32_t> qo_ip(batch + 1, 0), kv_ip(batch + 1, 0);
+    for (int b = 0; b < batch; ++b) qo_ip[b + 1] = qo_ip[b] + sh.qo[b], kv_ip[b + 1] = kv_ip[b] + sh.kv[b];
+    const int nnz_qo = qo_ip[batch], nnz_kv = kv_ip[batch];
+    DeviceBuffer<uint16_t> q(static_cast<size_t>(nnz_qo) * hq * D), o(q.count), o2(q.count),
+        k(static_cast<size_t>(nnz_kv) * hkv * D), v(k.count);
+    DeviceBuffer<float> lse(static_cast<size_t>(nnz_qo) * hq), lse2(lse.count);
+    DeviceBuffer<int32_t> d_qo(batch + 1), d_kv(batch + 1);
+    d_qo.upload(qo_ip);
+    d_kv.upload(kv_ip);
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> val(-1.f, 1.f);
+    std::vector<uint16_t> h(q.count);
+    for (auto& x : h) x = to_bits(val(rng), DType::BF16);
+    q.upload(h);
+    h.resize(k.count);
+    for (auto& x : h) x = to_bits(val(rng), DType::BF16);
+    k.upload(h);
+    for (auto& x : h) x = to_bits(val(rng), DType::BF16);
+    v.upload(h);
+    fi4j::PrefillParams p{};
+    p.dtype = DType::BF16;
+    p.batch_size = batch;
+    p.num_qo_heads = hq;
+    p.num_kv_heads = hkv;
+    p.head_dim = D;
+    p.qo_indptr = d_qo.ptr;
+    p.nnz_qo = nnz_qo;
+    p.q = q.ptr;
+    p.q_stride_n = static_cast<int64_t>(hq) * D;
+    p.q_stride_h = D;
+    p.o = o.ptr;
+    p.o_stride_n = p.q_stride_n;
+    p.o_stride_h = D;
+    p.lse = lse.ptr;
+    p.kv_storage = KvStorage::Ragged;
+    p.ragged = {k.ptr, static_cast<int64_t>(hkv) * D, D, v.ptr, static_cast<int64_t>(hkv) * D, D, d_kv.ptr, nnz_kv};
+    p.mask_mode = sh.causal ? MaskMode::Causal : MaskMode::None;
+    p.variant.sm_scale = 1.f / std::sqrt(static_cast<float>(D));
+    p.variant.window_left = -1;
+    p.variant.rope_rcp_scale = 1.f;
+    p.variant.rope_theta = 1e4f;
+    // The plan, as fi4j_batch_prefill_plan makes it.
+    long long max_rows = 0;
+    for (int b = 0; b < batch; ++b) max_rows = std::max<long long>(max_rows, 4LL * sh.qo[b]);
+    int smem_limit = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&smem_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
+    const int cta = fi4j::prefill_choose_cta_tile_q(D, false, max_rows, smem_limit);
+    std::vector<int32_t> kv_len(sh.kv.begin(), sh.kv.end());
+    fi4j::PrefillSplitInput in;
+    in.batch_size = batch;
+    in.qo_indptr = qo_ip.data();
+    in.kv_len = kv_len.data();
+    in.group = hq / hkv;
+    in.num_kv_heads = hkv;
+    in.head_dim = D;
+    in.rows_tile = cta;
+    in.causal = sh.causal;
+    in.num_sms = prop.multiProcessorCount;
+    in.blocks_per_sm = cta == 64 ? 2 : 1;
+    in.workspace_bytes = int64_t{128} << 20;
+    const fi4j::PrefillSplitPlan plan = fi4j::plan_prefill_split(in);
+    DeviceBuffer<unsigned char> ws(static_cast<size_t>(std::max<int64_t>(plan.bytes, 256)));
+    if (plan.num_work() > 0) {
+      const std::vector<unsigned char> image = fi4j::prefill_split_image(plan, hkv, cta, D);
+      CUDA_CHECK(cudaMemcpy(ws.ptr, image.data(), image.size(), cudaMemcpyHostToDevice));
+    }
+    // Time the unsplit and the split launch (median of 20), then compare outputs.
+    auto time_it = [&](const fi4j::PrefillParams& pp) {
+      for (int w = 0; w < 3; ++w) CUDA_CHECK(fi4j::launch_batch_prefill(pp, nullptr));
+      cudaEvent_t e0, e1;
+      CUDA_CHECK(cudaEventCreate(&e0));
+      CUDA_CHECK(cudaEventCreate(&e1));
+      std::vector<float> t;
+      for (int it = 0; it < 20; ++it) {
+        CUDA_CHECK(cudaEventRecord(e0));
+        CUDA_CHECK(fi4j::launch_batch_prefill(pp, nullptr));
+        CUDA_CHECK(cudaEventRecord(e1));
+        CUDA_CHECK(cudaEventSynchronize(e1));
+        float ms = 0.f;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+        t.push_back(ms);
+      }
+      std::sort(t.begin(), t.end());
+      CUDA_CHECK(cudaEventDestroy(e0));
+      CUDA_CHECK(cudaEventDestroy(e1));
+      return t[t.size() / 2];
+    };
+    fi4j::PrefillParams unsplit = p;
+    unsplit.plan.cta_tile_q = cta;
+    const float ms_unsplit = time_it(unsplit);
+    fi4j::PrefillParams split = p;
+    split.o = o2.ptr;
+    split.lse = lse2.ptr;
+    split.plan.cta_tile_q = cta;
+    split.plan.num_work = plan.num_work();
+    split.plan.workspace = ws.ptr;
+    split.plan.workspace_bytes = plan.bytes;
+    CUDA_CHECK(cudaMemset(o2.ptr, 0xff, o2.count * 2));  // poison: NaN
+    const float ms_split = time_it(split);
+    const std::vector<uint16_t> a = o.download(), b2 = o2.download();
+    const std::vector<float> la = lse.download(), lb = lse2.download();
+    double max_do = 0, max_dl = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      const double d = std::fabs(static_cast<double>(from_bits(a[i], DType::BF16)) - from_bits(b2[i], DType::BF16));
+      max_do = std::isnan(d) ? INFINITY : std::max(max_do, d);
+    }
+    for (size_t i = 0; i < la.size(); ++i) {
+      const double d = (std::isinf(la[i]) && la[i] == lb[i]) ? 0.0 : std::fabs(static_cast<double>(la[i]) - lb[i]);
+      max_dl = std::isnan(d) ? INFINITY : std::max(max_dl, d);
+    }
+    const bool ok = plan.num_work() > 0 && max_do <= 1.6e-2 && max_dl <= 1e-3;
+    failed += ok ? 0 : 1;
+    std::string name;
+    for (int b = 0; b < batch; ++b)
+      name += (b ? "," : "") + std::to_string(sh.qo[b]) + "/" + std::to_string(sh.kv[b]);
+    std::printf("%s qo/kv=[%s] %s tile=%d work=%d: unsplit %.3f ms, split %.3f ms (x%.2f) max|do|=%.2e max|dlse|=%.2e\n",
+                ok ? "ok  " : "FAIL", name.c_str(), sh.causal ? "causal" : "non-causal", cta, plan.num_work(),
+                ms_unsplit, ms_split, ms_unsplit / ms_split, max_do, max_dl);
+  }
+  return failed;
+}
+
 void timing() {
   std::printf("\ntiming (bf16, 32 qo / 8 kv heads, ragged NHD unless paged; tile = query rows per block):\n");
   struct Shape {
@@ -565,6 +704,7 @@ int main() {
     (run_case(c, rng) ? passed : failed)++;
   }
   std::printf("%d passed, %d failed\n", passed, failed);
+  const int split_failed = split_section();
   timing();
-  return failed == 0 ? 0 : 1;
+  return failed == 0 && split_failed == 0 ? 0 : 1;
 }
