@@ -82,6 +82,19 @@ FI4J_API int fi4j_graph_capture_begin(int device, void* stream) {
   });
 }
 
+FI4J_API int fi4j_stream_capturing(int device, void* stream, int* capturing) {
+  return guarded([&] {
+    if (!capturing) fail_arg("capturing", "non-null", "null");
+    *capturing = 0;
+    if (device < 0) return;  // the CPU backend never captures
+    require_cuda_device(device, "capture status");
+    check_stream(device, stream);
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    check_cuda(cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &status), "cudaStreamIsCapturing");
+    *capturing = status != cudaStreamCaptureStatusNone ? 1 : 0;
+  });
+}
+
 FI4J_API int fi4j_graph_capture_end(int device, void* stream, void** out) {
   return guarded([&] {
     require_cuda_device(device, "graph capture");

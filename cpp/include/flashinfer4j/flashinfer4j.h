@@ -371,6 +371,8 @@ FI4J_API int fi4j_event_elapsed_ms(int device, void* start, void* end, float* ms
 
 /** Starts capturing the work queued on stream (not the default stream) into a graph (thread-local mode). */
 FI4J_API int fi4j_graph_capture_begin(int device, void* stream);
+/** *capturing = 1 when work queued on stream now would be captured into a graph (cudaStreamIsCapturing), else 0. */
+FI4J_API int fi4j_stream_capturing(int device, void* stream, int* capturing);
 /** Ends the capture and instantiates the graph; *out is the executable graph. */
 FI4J_API int fi4j_graph_capture_end(int device, void* stream, void** out);
 FI4J_API int fi4j_graph_launch(int device, void* graph_exec, void* stream);

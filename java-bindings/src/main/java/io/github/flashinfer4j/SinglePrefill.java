@@ -2,6 +2,7 @@ package io.github.flashinfer4j;
 
 import io.github.flashinfer4j.lowlevel.Fi4j;
 import java.util.Arrays;
+import org.bytedeco.javacpp.IntPointer;
 
 /**
  * Prefill attention for one request over plain K/V tensors: q {@code [qoLen, numQoHeads, headDim]}, k and v
@@ -17,7 +18,8 @@ import java.util.Arrays;
  *
  * <p>CUDA graphs: with {@link AttentionMask#none()} or {@link AttentionMask#causal()} a call launches one kernel and
  * can be captured ({@link CudaGraph#capture}); replays read whatever q, k and v hold then. With a custom mask a call
- * allocates, copies and waits, which a capture refuses (the capture throws): capture
+ * allocates, copies and waits, so a call made while its stream is capturing throws
+ * {@link UnsupportedConfigurationException} before any CUDA work (the capture stays usable): capture
  * {@link BatchPrefillWithRaggedKvCache} with a batch of one instead, whose plan() stages the mask once.
  */
 public final class SinglePrefill {
@@ -73,6 +75,17 @@ public final class SinglePrefill {
       Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
     }
     PackedMask packed = mask.packFor(new int[] {(int) qoLen}, new int[] {(int) kvLen}, "mask");
+    if (packed != null && device.isCuda()) {
+      // staging the mask allocates and copies, which a capture refuses (and which would invalidate it): say so first
+      try (IntPointer capturing = new IntPointer(1)) {
+        Native.check(Fi4j.fi4j_stream_capturing(device.code(), stream == null ? null : stream.pointer(), capturing));
+        if (capturing.get() != 0) {
+          throw new UnsupportedConfigurationException("SinglePrefill with a custom mask cannot be captured in a CUDA"
+              + " graph: it stages the mask on every call; capture BatchPrefillWithRaggedKvCache with one request"
+              + " instead (its plan() stages the mask once)");
+        }
+      }
+    }
     if (device.isCuda()) {
       // a head dim outside the ahead-of-time set: compile (or load) its kernel before the call (once per process)
       Jit.preparePrefill(device, dtype, headDim, options);

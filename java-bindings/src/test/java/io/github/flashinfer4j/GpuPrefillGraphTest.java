@@ -3,6 +3,7 @@ package io.github.flashinfer4j;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -224,10 +225,12 @@ class GpuPrefillGraphTest {
         Tensor directLse = Tensor.empty(d, DType.F32, qoLen, HQ)) {
       fill(s, 3, q, k, v);
       AttentionOptions opt = AttentionOptions.defaults();
-      // a custom mask is packed and staged into device memory per call, then waited for: not capturable
+      // a custom mask is packed and staged into device memory per call, then waited for: not capturable, refused
+      // before any CUDA call (the capture stays valid and ends empty)
       AttentionMask tree = AttentionMask.custom(Masks.tree(kvLen - qoLen, chain(qoLen)));
-      assertThrows(Flashinfer4jException.class, () -> CudaGraph.capture(s,
-          () -> SinglePrefill.run(q, k, v, out, lse, KvLayout.NHD, tree, opt, s)).close());
+      UnsupportedConfigurationException refused = assertThrows(UnsupportedConfigurationException.class,
+          () -> CudaGraph.capture(s, () -> SinglePrefill.run(q, k, v, out, lse, KvLayout.NHD, tree, opt, s)).close());
+      assertTrue(refused.getMessage().contains("cannot be captured"), refused.getMessage());
       // the stream is usable afterwards, and the causal call captures
       try (CudaGraph graph = CudaGraph.capture(s,
           () -> SinglePrefill.run(q, k, v, out, lse, KvLayout.NHD, AttentionMask.causal(), opt, s))) {
