@@ -93,6 +93,10 @@ FI4J_API int fi4j_jit_available(int* available) {
 
 FI4J_API const char* fi4j_jit_unavailable_reason(void) { return jit::nvrtc_unavailable_reason().c_str(); }
 
+FI4J_API int fi4j_jit_set_nvrtc_path(const char* path) {
+  return guarded([&] { jit::set_nvrtc_path(path == nullptr ? "" : path); });
+}
+
 FI4J_API int fi4j_jit_set_cache_dir(const char* dir) {
   return guarded([&] { jit::set_cache_dir(dir == nullptr ? "" : dir); });
 }

@@ -1,6 +1,8 @@
 // NVRTC found at run time (see nvrtc_loader.h).
 #include "nvrtc_loader.h"
 
+#include "status.h"
+
 #include <dlfcn.h>
 
 #include <cstdlib>
@@ -12,7 +14,8 @@ namespace jit {
 
 const char* const kNvrtcMissing =
     "NVRTC (libnvrtc.so.13) not found: install the CUDA toolkit's NVRTC (cuda-nvrtc) or put its lib64 folder on "
-    "LD_LIBRARY_PATH; the ahead-of-time kernels still work";
+    "LD_LIBRARY_PATH, or name the library file in $FLASHINFER4J_NVRTC (Java: -Dflashinfer4j.nvrtc=...); the "
+    "ahead-of-time kernels still work";
 
 namespace {
 
@@ -30,7 +33,23 @@ bool resolve(void* handle, const char* name, Fn* out, std::string* missing) {
 
 }  // namespace
 
+namespace {
+std::mutex g_path_mutex;
+std::string* g_explicit_path = new std::string();  // never freed (read during exit-time lookups)
+bool g_looked_up = false;                           // under g_path_mutex
+}  // namespace
+
 std::vector<std::string> nvrtc_candidates() {
+  std::string explicit_path;
+  {
+    std::lock_guard<std::mutex> lock(g_path_mutex);
+    explicit_path = *g_explicit_path;
+  }
+  if (explicit_path.empty()) {
+    const char* env = std::getenv("FLASHINFER4J_NVRTC");
+    if (env != nullptr) explicit_path = env;
+  }
+  if (!explicit_path.empty()) return {explicit_path};  // an explicit choice is not second-guessed
   const char* names[] = {"libnvrtc.so.13", "libnvrtc.so.12"};
   std::vector<std::string> out(std::begin(names), std::end(names));
   std::vector<std::string> dirs;
@@ -87,9 +106,21 @@ std::once_flag g_once;
 NvrtcLoad* g_load = nullptr;  // never freed: the library stays open for the life of the process
 
 void load_once() {
-  std::call_once(g_once, [] { g_load = new NvrtcLoad(load_nvrtc(nvrtc_candidates())); });
+  std::call_once(g_once, [] {
+    g_load = new NvrtcLoad(load_nvrtc(nvrtc_candidates()));
+    std::lock_guard<std::mutex> lock(g_path_mutex);
+    g_looked_up = true;
+  });
 }
 }  // namespace
+
+void set_nvrtc_path(const std::string& path) {
+  std::lock_guard<std::mutex> lock(g_path_mutex);
+  if (g_looked_up && path != *g_explicit_path)
+    fail_arg("nvrtc path", "set before the first run-time compiled kernel or availability query of this process",
+             "\"" + path + "\" after NVRTC was looked up" + (g_explicit_path->empty() ? "" : " at \"" + *g_explicit_path + "\""));
+  *g_explicit_path = path;
+}
 
 const NvrtcApi* nvrtc() {
   load_once();

@@ -34,12 +34,18 @@ struct NvrtcLoad {
   std::string reason;  // why not, when !ok
 };
 
-/// The message when no usable NVRTC is found (the start of NvrtcLoad::reason).
+/// The message when no usable NVRTC is found (the start of NvrtcLoad::reason; names the explicit setting too).
 extern const char* const kNvrtcMissing;
 
-/// Library names and paths tried, in order: libnvrtc.so.13, libnvrtc.so.12 (the loader's search path), then both
-/// under $CUDA_HOME/lib64 and /usr/local/cuda/lib64.
+/// Library names and paths tried, in order: an explicit library (set_nvrtc_path, else $FLASHINFER4J_NVRTC) alone
+/// when one is given; else libnvrtc.so.13, libnvrtc.so.12 (the loader's search path, which also finds a copy that
+/// another library, e.g. a Maven-packaged CUDA redistributable, has loaded into the process), then both under
+/// $CUDA_HOME/lib64 and /usr/local/cuda/lib64.
 std::vector<std::string> nvrtc_candidates();
+/// Sets the explicit library for this process's NVRTC lookup ("" = none). Throws Error(INVALID_ARGUMENT) once the
+/// lookup has run (it runs once per process, at the first run-time compiled kernel or availability query) with a
+/// different explicit library.
+void set_nvrtc_path(const std::string& path);
 /// Tries candidates in order; the first that opens and has every function wins (others are closed again).
 NvrtcLoad load_nvrtc(const std::vector<std::string>& candidates);
 /// The process-wide NVRTC, loaded on first use (thread-safe, once); nullptr when absent.

@@ -397,6 +397,17 @@ static void test_nvrtc_absent(const std::string& root) {
   CHECK(contains(wrong.reason, "libc.so.6 lacks nvrtcGetErrorString"));
   std::vector<std::string> candidates = nvrtc_candidates();
   CHECK(candidates.size() >= 4 && candidates[0] == "libnvrtc.so.13" && candidates[1] == "libnvrtc.so.12");
+  // An explicit library (the setting, else $FLASHINFER4J_NVRTC) is the only candidate; the message names the ways.
+  setenv("FLASHINFER4J_NVRTC", "/opt/nvrtc/libnvrtc.so.13", 1);
+  CHECK(nvrtc_candidates() == std::vector<std::string>({"/opt/nvrtc/libnvrtc.so.13"}));
+  set_nvrtc_path("/explicit/libnvrtc.so");
+  CHECK(nvrtc_candidates() == std::vector<std::string>({"/explicit/libnvrtc.so"}));
+  set_nvrtc_path("");
+  unsetenv("FLASHINFER4J_NVRTC");
+  CHECK(nvrtc_candidates().size() >= 4);
+  NvrtcLoad named = load_nvrtc({root + "/named/libnvrtc.so.13"});
+  CHECK(!named.ok && contains(named.reason, root + "/named/libnvrtc.so.13") &&
+        contains(named.reason, "FLASHINFER4J_NVRTC") && contains(named.reason, "flashinfer4j.nvrtc"));
   // The real search, on this machine: either found (a CUDA toolkit with NVRTC) or the message.
   int available = -1;
   CHECK(fi4j_jit_available(&available) == FI4J_OK);
@@ -410,6 +421,10 @@ static void test_nvrtc_absent(const std::string& root) {
     std::printf("NVRTC %d.%d at %s\n", nvrtc()->major, nvrtc()->minor, nvrtc()->path.c_str());
   }
   CHECK(fi4j_jit_available(nullptr) == FI4J_ERR_INVALID_ARGUMENT);
+  // After the lookup the setting is fixed: the same value is accepted, another one refused with a message.
+  CHECK(fi4j_jit_set_nvrtc_path(nullptr) == FI4J_OK && fi4j_jit_set_nvrtc_path("") == FI4J_OK);
+  CHECK(fi4j_jit_set_nvrtc_path("/late/libnvrtc.so.13") == FI4J_ERR_INVALID_ARGUMENT);
+  CHECK(contains(fi4j_last_error(), "/late/libnvrtc.so.13") && contains(fi4j_last_error(), "before the first"));
 }
 
 // Which kernel serves a decode configuration, and the messages when none does.

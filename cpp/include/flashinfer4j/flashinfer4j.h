@@ -392,6 +392,12 @@ FI4J_API int fi4j_jit_available(int* available);
 /** Why run-time compilation is unavailable ("" when it is available). */
 FI4J_API const char* fi4j_jit_unavailable_reason(void);
 /**
+ * Names the NVRTC library file to use (NULL or "": none; then $FLASHINFER4J_NVRTC, else the default search) for this
+ * process's one NVRTC lookup, e.g. a libnvrtc that a Maven-packaged CUDA redistributable extracted. An explicit
+ * library is the only candidate. FI4J_ERR_INVALID_ARGUMENT once the lookup has run with another setting.
+ */
+FI4J_API int fi4j_jit_set_nvrtc_path(const char* path);
+/**
  * Sets the directory of the compiled-kernel cache for this process; NULL or "" returns to the default:
  * $FLASHINFER4J_CACHE_DIR, else $XDG_CACHE_HOME/flashinfer4j, else ~/.cache/flashinfer4j. Created when first
  * written (mode 0755).

@@ -7,7 +7,7 @@ import org.bytedeco.javacpp.BytePointer;
 
 /**
  * The run-time compilation (JIT) cache of this process: kernels for configurations outside the ahead-of-time set
- * (for example head_dim 96, or other combinations of soft cap, window, RoPE and mask) are compiled with NVRTC for
+ * (decode and prefill at head dims other than 64, 128 and 256) are compiled with NVRTC for
  * the GPU's architecture and kept as {@code .cubin} files, one per kernel, named by a key made of the library
  * version, the architecture (such as {@code sm_90}) and the configuration. A file is written to a temporary name
  * and renamed, so that two threads or processes asking for one kernel at once never see a partial file; within a
@@ -15,13 +15,16 @@ import org.bytedeco.javacpp.BytePointer;
  *
  * <p>Where: the directory set by {@link #setDirectory(Path)}, else the environment variable
  * {@code FLASHINFER4J_CACHE_DIR}, else {@code $XDG_CACHE_HOME/flashinfer4j}, else {@code ~/.cache/flashinfer4j};
- * created when first written. NVRTC ({@code libnvrtc.so.13} or {@code .12}) is looked up at run time; without it
- * the ahead-of-time kernels still work.
+ * created when first written. NVRTC ({@code libnvrtc.so.13} or {@code .12}) is looked up at run time, once per
+ * process: the file named by the system property {@code flashinfer4j.nvrtc} (read when the natives load) or the
+ * environment variable {@code FLASHINFER4J_NVRTC} if set (the only candidate then), else the dynamic loader's search
+ * path (which also finds a copy another library has already loaded into the process), {@code $CUDA_HOME/lib64} and
+ * {@code /usr/local/cuda/lib64}. Without it the ahead-of-time kernels still work.
  *
  * <p>Kernels land here when a configuration first needs them (plan, {@link Flashinfer4j#warmUp(KernelConfig...)}
- * or the first call); a later process finds them without compiling. Run-time compiled today: decode at head dims
- * other than 64, 128 and 256 (multiples of 16 from 16 to 256). All methods are thread-safe; the directory setting
- * is process-wide.
+ * or the first call); a later process finds them without compiling. Run-time compiled today: decode and prefill
+ * at head dims other than 64, 128 and 256 (multiples of 16 from 16 to 256). All methods are thread-safe; the
+ * directory setting is process-wide.
  */
 public final class JitCache {
   private JitCache() {}

@@ -66,6 +66,13 @@ final class Native {
           }
         }
         Loader.load(Fi4j.class);
+        // -Dflashinfer4j.nvrtc=/path/to/libnvrtc.so.13 (e.g. one a Maven-packaged CUDA redistributable extracted):
+        // given to the native lookup before anything can trigger it.
+        String nvrtc = System.getProperty(NVRTC_PROPERTY, "");
+        if (!nvrtc.isEmpty() && Fi4j.fi4j_jit_set_nvrtc_path(nvrtc) != Fi4j.FI4J_OK) {
+          return new Loaded(new Flashinfer4jException("-D" + NVRTC_PROPERTY + ": "
+              + Fi4j.fi4j_last_error().getString()), null);
+        }
         String classifier = loadedClassifier(platform, choice.arch());
         LOG.log(System.Logger.Level.DEBUG, () -> "flashinfer4j: loaded natives " + classifier + " ("
             + (choice.arch() != null ? "" : "JavaCPP's pick: ") + choice.reason()
@@ -78,6 +85,8 @@ final class Native {
   }
 
   private static final String CORE_LIBRARY = "flashinfer4j";
+  /** System property naming the NVRTC library file to use for run-time compilation (see JitCache). */
+  static final String NVRTC_PROPERTY = "flashinfer4j.nvrtc";
   private static final String JNI_LIBRARY = "jniFi4j";
 
   /** Outcome of the one-time load: the failure, or the classifier of the natives that were loaded. */
