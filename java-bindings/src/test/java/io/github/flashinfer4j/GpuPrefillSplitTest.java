@@ -60,14 +60,7 @@ class GpuPrefillSplitTest {
     if (opt.windowLeft() < 0 || opt.windowLeft() >= 1000) {  // short windows leave nothing worth splitting
       assertTrue(planWorkItems(p, opt) > p.qoLens.length, p + " " + opt + ": expected a split plan");
     }
-    float[][] gpu = p.run(Device.cuda(0), opt);
-    float[][] cpu = p.run(Device.cpu(), opt);
-    double tol = Assertions2.tolerance(p.dtype);
-    Assertions2.assertClose(cpu[0], gpu[0], tol, p + " " + opt + " out vs CPU");
-    Assertions2.assertClose(cpu[1], gpu[1], 1e-3, p + " " + opt + " lse vs CPU");
-    double[][] ref = p.reference(opt);
-    Assertions2.assertClose(ref[0], gpu[0], tol, p + " " + opt + " out vs float64");
-    Assertions2.assertClose(ref[1], gpu[1], 1e-3, p + " " + opt + " lse vs float64");
+    p.assertCudaMatchesReferences(opt);
   }
 
   /** A batch that fills the GPU is not split; without a workspace nothing is split either. */

@@ -183,6 +183,21 @@ final class PrefillProblem {
   }
 
   /** Runs the problem through the Java API on {@code device}; returns {out, lse} as float arrays. */
+  /**
+   * Runs this problem on CUDA device 0 and checks out and LSE against the CPU backend and the float64 reference
+   * (bf16/fp16 tolerance for out, 1e-3 for LSE).
+   */
+  void assertCudaMatchesReferences(AttentionOptions opt) {
+    float[][] gpu = run(Device.cuda(0), opt);
+    float[][] cpu = run(Device.cpu(), opt);
+    double tol = Assertions2.tolerance(dtype);
+    Assertions2.assertClose(cpu[0], gpu[0], tol, this + " " + opt + " out vs CPU");
+    Assertions2.assertClose(cpu[1], gpu[1], 1e-3, this + " " + opt + " lse vs CPU");
+    double[][] ref = reference(opt);
+    Assertions2.assertClose(ref[0], gpu[0], tol, this + " " + opt + " out vs float64");
+    Assertions2.assertClose(ref[1], gpu[1], 1e-3, this + " " + opt + " lse vs float64");
+  }
+
   float[][] run(Device device, AttentionOptions opt) {
     int hq = numQoHeads;
     try (Tensor out = Tensor.empty(device, dtype, nnzQo(), hq, headDim);
