@@ -85,12 +85,7 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     this.device = Checks.notNull(device, "device");
     Native.ensureLoaded();
     if (workspace != null) {
-      Checks.open(workspace, "workspace");
-      Checks.dtype(workspace, "workspace", DType.U8);
-      Checks.device(workspace, "workspace", device);
-      Checks.check(workspace.isContiguous(), "workspace", "contiguous",
-          "strides " + Arrays.toString(workspace.strides()));
-      this.workspace = workspace;
+      this.workspace = Checks.workspace(workspace, device);
       this.ownsWorkspace = false;
     } else {
       this.workspace = Tensor.allocate("BatchDecodeWithPagedKvCache workspace", device, DType.U8,

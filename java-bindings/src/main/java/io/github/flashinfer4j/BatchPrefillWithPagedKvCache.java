@@ -1,7 +1,6 @@
 package io.github.flashinfer4j;
 
 import io.github.flashinfer4j.lowlevel.Fi4j;
-import java.util.Arrays;
 
 /**
  * Batch prefill (and append) attention over a paged KV cache: request b's query rows are rows
@@ -54,12 +53,7 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
     this.device = Checks.notNull(device, "device");
     Native.ensureLoaded();
     if (workspace != null) {
-      Checks.open(workspace, "workspace");
-      Checks.dtype(workspace, "workspace", DType.U8);
-      Checks.device(workspace, "workspace", device);
-      Checks.check(workspace.isContiguous(), "workspace", "contiguous",
-          "strides " + Arrays.toString(workspace.strides()));
-      this.workspace = workspace;
+      this.workspace = Checks.workspace(workspace, device);
       this.ownsWorkspace = false;
     } else {
       this.workspace = Tensor.empty(device, DType.U8, device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);

@@ -1,7 +1,6 @@
 package io.github.flashinfer4j;
 
 import io.github.flashinfer4j.lowlevel.Fi4j;
-import java.util.Arrays;
 
 /**
  * Batch prefill attention over ragged K/V tensors: request b's query rows are rows
@@ -59,12 +58,7 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
     this.layout = Checks.notNull(layout, "layout");
     Native.ensureLoaded();
     if (workspace != null) {
-      Checks.open(workspace, "workspace");
-      Checks.dtype(workspace, "workspace", DType.U8);
-      Checks.device(workspace, "workspace", device);
-      Checks.check(workspace.isContiguous(), "workspace", "contiguous",
-          "strides " + Arrays.toString(workspace.strides()));
-      this.workspace = workspace;
+      this.workspace = Checks.workspace(workspace, device);
       this.ownsWorkspace = false;
     } else {
       this.workspace = Tensor.empty(device, DType.U8, device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);

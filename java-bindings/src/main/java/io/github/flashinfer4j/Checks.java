@@ -49,4 +49,13 @@ final class Checks {
           t.stride(t.dim() - 1));
     }
   }
+
+  /** A caller-owned workspace of a batch wrapper: open, U8, on {@code device}, contiguous. Returns it. */
+  static Tensor workspace(Tensor workspace, Device device) {
+    open(workspace, "workspace");
+    dtype(workspace, "workspace", DType.U8);
+    device(workspace, "workspace", device);
+    check(workspace.isContiguous(), "workspace", "contiguous", "strides " + Arrays.toString(workspace.strides()));
+    return workspace;
+  }
 }

@@ -54,6 +54,16 @@ final class Jit {
     }
   }
 
+  /**
+   * Whether a call needs no run-time compiled kernel whatever its other settings: the CPU backend, or a head dim of
+   * the ahead-of-time set (64, 128, 256: decode_head_dim_aot and prefill_head_dim_aot in decode_route.cpp and prefill_route.cpp, which route
+   * these to the built-in kernels). Lets the per-call paths (SingleDecode.run, SinglePrefill.run) skip the native
+   * routing query; every other head dim asks native routing.
+   */
+  static boolean aheadOfTime(Device device, int headDim) {
+    return device.isCpu() || headDim == 64 || headDim == 128 || headDim == 256;
+  }
+
   /** Makes the kernel of c ready on its device (compiling it when needed) and logs what that took. */
   static Flashinfer4j.WarmUpResult prepare(KernelConfig c) {
     Native.ensureLoaded();
@@ -90,6 +100,9 @@ final class Jit {
    * that run() never compiles.
    */
   static void preparePrefill(Device device, DType dtype, int headDim, AttentionOptions options) {
+    if (aheadOfTime(device, headDim)) {
+      return;
+    }
     KernelConfig c = KernelConfig.forPrefill(device, dtype, headDim, options);
     if (route(c) == Route.RUN_TIME_COMPILED) {
       prepare(c);
@@ -98,6 +111,9 @@ final class Jit {
 
   /** Prepares the decode kernel that a plan or single decode with these arguments needs (a no-op for AOT/CPU). */
   static void prepareDecode(Device device, DType dtype, int headDim, AttentionOptions options, DecodePath path) {
+    if (aheadOfTime(device, headDim)) {
+      return;
+    }
     KernelConfig c = KernelConfig.forDecode(device, dtype, headDim, options, path);
     if (route(c) == Route.RUN_TIME_COMPILED) {
       prepare(c);

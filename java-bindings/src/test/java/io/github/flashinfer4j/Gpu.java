@@ -2,6 +2,7 @@ package io.github.flashinfer4j;
 
 import java.util.ArrayList;
 import java.util.List;
+import org.junit.jupiter.api.Assumptions;
 
 /**
  * GPU availability for tests: GPU tests are skipped without a device, and fail instead when
@@ -17,6 +18,19 @@ public final class Gpu {
       throw new IllegalStateException("flashinfer4j.requireGpu=true but " + Device.noCudaDeviceReason());
     }
     return count > 0;
+  }
+
+  /**
+   * For tests of run-time compiled kernels: aborts (skips) the test class without NVRTC, or fails under
+   * {@code -Dflashinfer4j.requireGpu=true}, where a GPU machine without NVRTC is a broken setup.
+   */
+  public static void requireCompiler() {
+    if (!JitCache.isCompilerAvailable()) {
+      if (Boolean.getBoolean("flashinfer4j.requireGpu")) {
+        throw new IllegalStateException("GPU run without NVRTC: " + JitCache.compilerUnavailableReason());
+      }
+      Assumptions.abort("NVRTC unavailable: " + JitCache.compilerUnavailableReason());
+    }
   }
 
   /** The CPU backend, plus CUDA device 0 when present. */

@@ -10,7 +10,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.EnabledIf;
@@ -28,12 +27,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 class GpuJitDecodeTest {
   @BeforeAll
   static void needsCompiler() {
-    if (!JitCache.isCompilerAvailable()) {
-      if (Boolean.getBoolean("flashinfer4j.requireGpu")) {
-        throw new IllegalStateException("GPU run without NVRTC: " + JitCache.compilerUnavailableReason());
-      }
-      Assumptions.abort("NVRTC unavailable: " + JitCache.compilerUnavailableReason());
-    }
+    Gpu.requireCompiler();
   }
 
   static List<Arguments> problems() {

@@ -194,7 +194,8 @@ final class DecodeBenchmark {
     return out;
   }
 
-  private static int[] shuffled(int n, Random rnd) {
+  /** 0 .. n-1 in a random order (page ids scattered over the pool, as a serving cache has them). */
+  static int[] shuffled(int n, Random rnd) {
     int[] a = new int[n];
     for (int i = 0; i < n; i++) {
       a[i] = i;

@@ -153,7 +153,7 @@ final class PrefillBenchmark {
                       last[b] = s.len() - (pagesPer - 1) * c.pageSize();
                     }
                     table = PageTable.of(d, c.pageSize(), pIndptr,
-                        shuffled(numPages, new Random(s.batch() * 31L + s.len())), last);
+                        DecodeBenchmark.shuffled(numPages, new Random(s.batch() * 31L + s.len())), last);
                     cache = PagedKvCache.allocate(d, c.dtype(), KvLayout.NHD, numPages, c.pageSize(), s.hkv(), dim);
                     Tensors.fillUniform(cache.k(), 24, 1f, stream);
                     Tensors.fillUniform(cache.v(), 25, 1f, stream);
@@ -399,17 +399,4 @@ final class PrefillBenchmark {
     return n;
   }
 
-  private static int[] shuffled(int n, Random rnd) {
-    int[] a = new int[n];
-    for (int i = 0; i < n; i++) {
-      a[i] = i;
-    }
-    for (int i = n - 1; i > 0; i--) {
-      int j = rnd.nextInt(i + 1);
-      int t = a[i];
-      a[i] = a[j];
-      a[j] = t;
-    }
-    return a;
-  }
 }

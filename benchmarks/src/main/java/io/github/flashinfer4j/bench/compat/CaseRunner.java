@@ -99,12 +99,7 @@ final class CaseRunner {
     int dim = p.integer("head_dim");
     Safetensors.Entry q = entry(name, "q");
     expectShape(name, "q", q, hq, dim);
-    Safetensors.Entry k = entry(name, "k");
-    if (layout == KvLayout.NHD) {
-      expectShape(name, "k", k, -1, hkv, dim);
-    } else {
-      expectShape(name, "k", k, hkv, -1, dim);
-    }
+    Safetensors.Entry k = keys(name, layout, hkv, dim);
     try (Tensor qT = upload(name, "q", dtype, q);
         Tensor kT = upload(name, "k", dtype, k);
         Tensor vT = upload(name, "v", dtype, entry(name, "v"));
@@ -159,12 +154,7 @@ final class CaseRunner {
     Safetensors.Entry q = entry(name, "q");
     expectShape(name, "q", q, -1, hq, dim);
     int nnzQo = (int) q.shape()[0];
-    Safetensors.Entry k = entry(name, "k");
-    if (layout == KvLayout.NHD) {
-      expectShape(name, "k", k, -1, hkv, dim);
-    } else {
-      expectShape(name, "k", k, hkv, -1, dim);
-    }
+    Safetensors.Entry k = keys(name, layout, hkv, dim);
     int[] qoIndptr = ints(name, "qo_indptr");
     int[] kvIndptr = ints(name, "kv_indptr");
     AttentionMask mask = mask(name, p);
@@ -193,12 +183,7 @@ final class CaseRunner {
     Safetensors.Entry q = entry(name, "q");
     expectShape(name, "q", q, -1, hq, dim);
     int qoLen = (int) q.shape()[0];
-    Safetensors.Entry k = entry(name, "k");
-    if (layout == KvLayout.NHD) {
-      expectShape(name, "k", k, -1, hkv, dim);
-    } else {
-      expectShape(name, "k", k, hkv, -1, dim);
-    }
+    Safetensors.Entry k = keys(name, layout, hkv, dim);
     AttentionMask mask = mask(name, p);
     try (Tensor qT = upload(name, "q", dtype, q);
         Tensor kT = upload(name, "k", dtype, k);
@@ -211,6 +196,17 @@ final class CaseRunner {
       device.synchronize();
       return outputs(out, lse);
     }
+  }
+
+  /** The case's contiguous keys {@code k}: [len, hkv, dim] (NHD) or [hkv, len, dim] (HND), any len. */
+  private Safetensors.Entry keys(String name, KvLayout layout, int hkv, int dim) {
+    Safetensors.Entry k = entry(name, "k");
+    if (layout == KvLayout.NHD) {
+      expectShape(name, "k", k, -1, hkv, dim);
+    } else {
+      expectShape(name, "k", k, hkv, -1, dim);
+    }
+    return k;
   }
 
   /**
