@@ -4,7 +4,7 @@
 // that the two paths agree.
 //
 // Build and run from the repository root (one line):
-//   /usr/local/cuda/bin/nvcc -std=c++17 -O2 -arch=sm_90 -Icuda/include cuda/tests/decode_harness.cu cuda/kernels/decode.cu cuda/kernels/decode_tc.cu cuda/kernels/append.cu -o /tmp/harness && /tmp/harness
+//   /usr/local/cuda/bin/nvcc -std=c++17 -O2 -arch=sm_90 --expt-relaxed-constexpr -Icuda/include cuda/tests/decode_harness.cu cuda/kernels/decode.cu cuda/kernels/decode_tc.cu cuda/kernels/append.cu -o /tmp/harness && /tmp/harness
 // Prints one line per case and "N passed, M failed"; exits non-zero on any failure or CUDA error.
 //
 // Every output buffer (including stride padding) is poisoned with 0xff bytes (NaN in fp16, bf16 and fp32) before
@@ -27,68 +27,21 @@
 #include <vector>
 
 #include "fi4j/launch.h"
+#include "harness_util.cuh"
 
 using fi4j::DType;
 
-#define CUDA_CHECK(call)                                                                                  \
-  do {                                                                                                    \
-    const cudaError_t err_ = (call);                                                                      \
-    if (err_ != cudaSuccess) {                                                                            \
-      std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(err_)); \
-      std::exit(2);                                                                                       \
-    }                                                                                                     \
-  } while (0)
 
 namespace {
 
-// ---------------------------------------------------------------------------------------------------------------
-// 16-bit storage helpers
-
-uint16_t to_bits(float x, DType t) {
-  if (t == DType::F16) return static_cast<__half_raw>(__float2half_rn(x)).x;
-  return static_cast<__nv_bfloat16_raw>(__float2bfloat16_rn(x)).x;
-}
-
-double from_bits(uint16_t u, DType t) {
-  if (t == DType::F16) {
-    __half_raw r;
-    r.x = u;
-    return __half2float(__half(r));
-  }
-  __nv_bfloat16_raw r;
-  r.x = u;
-  return __bfloat162float(__nv_bfloat16(r));
-}
+using fi4j_test::DeviceBuffer;
+using fi4j_test::from_bits;
+using fi4j_test::to_bits;
 
 const char* dtype_name(DType t) { return t == DType::F16 ? "f16" : "bf16"; }
 
 constexpr uint16_t kPoison16 = 0xffff;  // NaN as fp16 and as bf16
 constexpr int kRowPad = 8;              // extra elements per padded row / page (keeps 16-byte alignment)
-
-template <typename T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  size_t count = 0;
-  explicit DeviceBuffer(size_t n) : count(n) {
-    if (n > 0) CUDA_CHECK(cudaMalloc(&ptr, n * sizeof(T)));
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() {
-    if (ptr != nullptr) CUDA_CHECK(cudaFree(ptr));
-  }
-  void upload(const std::vector<T>& h) {
-    if (count > 0) CUDA_CHECK(cudaMemcpy(ptr, h.data(), count * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  std::vector<T> download() const {
-    std::vector<T> h(count);
-    if (count > 0) CUDA_CHECK(cudaMemcpy(h.data(), ptr, count * sizeof(T), cudaMemcpyDeviceToHost));
-    return h;
-  }
-  void poison() {
-    if (count > 0) CUDA_CHECK(cudaMemset(ptr, 0xff, count * sizeof(T)));
-  }
-};
 
 // ---------------------------------------------------------------------------------------------------------------
 // Paged cache construction

@@ -1,7 +1,7 @@
 // Standalone GPU test of the tensor-core batch prefill kernel (prefill.cuh) against a float64 CPU reference.
 //
 // Build and run from the repository root (one line):
-//   /usr/local/cuda/bin/nvcc -std=c++17 -O2 -arch=sm_90 -Icuda/include -Icpp/src cuda/tests/prefill_harness.cu cuda/kernels/prefill.cu cpp/src/prefill_plan.cpp -o /tmp/ph && /tmp/ph
+//   /usr/local/cuda/bin/nvcc -std=c++17 -O2 -arch=sm_90 --expt-relaxed-constexpr -Icuda/include -Icpp/src cuda/tests/prefill_harness.cu cuda/kernels/prefill.cu cpp/src/prefill_plan.cpp -o /tmp/ph && /tmp/ph
 // Prints one line per case, "N passed, M failed", then a timing section; exits non-zero on any failure.
 //
 // Random batches mix qo_len 0..300 (empty requests included), kv_len above and below qo_len (rows that see
@@ -25,63 +25,19 @@
 #include <vector>
 
 #include "fi4j/prefill_launch.h"
+#include "harness_util.cuh"
 #include "prefill_plan.h"  // cpp/src: the host split planner
 
 using fi4j::DType;
 using fi4j::KvStorage;
 using fi4j::MaskMode;
 
-#define CUDA_CHECK(call)                                                                                  \
-  do {                                                                                                    \
-    const cudaError_t err_ = (call);                                                                      \
-    if (err_ != cudaSuccess) {                                                                            \
-      std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(err_)); \
-      std::exit(2);                                                                                       \
-    }                                                                                                     \
-  } while (0)
 
 namespace {
 
-uint16_t to_bits(float x, DType t) {
-  if (t == DType::F16) return static_cast<__half_raw>(__float2half_rn(x)).x;
-  return static_cast<__nv_bfloat16_raw>(__float2bfloat16_rn(x)).x;
-}
-
-double from_bits(uint16_t u, DType t) {
-  if (t == DType::F16) {
-    __half_raw r;
-    r.x = u;
-    return __half2float(__half(r));
-  }
-  __nv_bfloat16_raw r;
-  r.x = u;
-  return __bfloat162float(__nv_bfloat16(r));
-}
-
-template <typename T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  size_t count = 0;
-  explicit DeviceBuffer(size_t n) : count(n) {
-    if (n > 0) CUDA_CHECK(cudaMalloc(&ptr, n * sizeof(T)));
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() {
-    if (ptr != nullptr) CUDA_CHECK(cudaFree(ptr));
-  }
-  void upload(const std::vector<T>& h) {
-    if (count > 0) CUDA_CHECK(cudaMemcpy(ptr, h.data(), count * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  std::vector<T> download() const {
-    std::vector<T> h(count);
-    if (count > 0) CUDA_CHECK(cudaMemcpy(h.data(), ptr, count * sizeof(T), cudaMemcpyDeviceToHost));
-    return h;
-  }
-  void poison() {
-    if (count > 0) CUDA_CHECK(cudaMemset(ptr, 0xff, count * sizeof(T)));
-  }
-};
+using fi4j_test::DeviceBuffer;
+using fi4j_test::from_bits;
+using fi4j_test::to_bits;
 
 constexpr int kPad = 8;  // extra elements per padded q / o row (keeps 16-byte alignment)
 
