@@ -135,9 +135,7 @@ DecodePlanResult plan_decode(const DecodePlanInput& in) {
     // At D = 64 a batch that fills 2 blocks per SM is not split further: splitting it to 4 per SM cost more in
     // merges than it gained (H100, 64 x 4096 32/8: 2.90 TB/s unsplit, 2.81 split in two).
     const int64_t fill_blocks = static_cast<int64_t>(in.num_sms) *
-                                (per_sm == kBlocksPerSmTensorCoresD64 && r.path == FI4J_PATH_TENSOR_CORES
-                                     ? kBlocksPerSmTensorCores
-                                     : per_sm);
+                                (r.path == FI4J_PATH_TENSOR_CORES ? kBlocksPerSmTensorCores : kBlocksPerSmCudaCores);
     const bool fills = static_cast<int64_t>(in.batch_size) * in.num_kv_heads >= fill_blocks;
     if (!fills || graph) {
       const int64_t desired_items = std::max<int64_t>(in.batch_size, (target_blocks + in.num_kv_heads - 1) / in.num_kv_heads);

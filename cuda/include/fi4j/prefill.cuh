@@ -106,14 +106,6 @@ __device__ __forceinline__ int request_qo_len(const PrefillParams& p, int b) {
   return p.qo_indptr == nullptr ? p.nnz_qo : __ldg(p.qo_indptr + b + 1) - __ldg(p.qo_indptr + b);
 }
 
-/// Number of row tiles of rows_tile rows a grid over p needs at most (host and device): sum over requests of
-/// ceil(qo_len * g / rows_tile) <= ceil(nnz_qo * g / rows_tile) + batch_size.
-__host__ __device__ inline long long max_row_tiles(const PrefillParams& p, int rows_tile) {
-  const long long group = p.num_qo_heads / p.num_kv_heads;
-  const long long batch = p.qo_indptr == nullptr ? 1 : p.batch_size;
-  return (static_cast<long long>(p.nnz_qo) * group + rows_tile - 1) / rows_tile + batch;
-}
-
 /// Finds the request and row tile of block `bx`: scans the per-request tile counts kThreads requests at a time.
 /// Returns false when bx lies past the last tile. Block-uniform; contains __syncthreads.
 template <int kRowsTile, int kThreads>
@@ -162,8 +154,9 @@ __device__ __forceinline__ bool find_tile(const PrefillParams& p, int group, int
   return request >= 0;
 }
 
-/// Prefill for one (request row tile, KV head) per block: grid (max_row_tiles(p, Geometry<D, kM, kW>::kRowsTile),
-/// num_kv_heads), 32 * kW threads, smem_bytes<D, kM, kW, kRope>() bytes of dynamic shared memory.
+/// Prefill for one (request row tile, KV head) per block: grid (prefill_geometry::launch_shape's tiles: the row
+/// tiles' upper bound, or a split plan's work items, x num_kv_heads), 32 * kW threads, smem_bytes<D, kM, kW, kRope>()
+/// bytes of dynamic shared memory.
 template <typename T, int D, int kM, int kW, bool kSoftCap, bool kRope>
 __global__ void __launch_bounds__(32 * kW, Geometry<D, kM, kW>::kMinBlocks)
     batch_prefill_kernel(const __grid_constant__ PrefillParams p) {
