@@ -164,9 +164,7 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     Checks.check(numQoHeads >= 1, "numQoHeads", ">= 1", numQoHeads);
     Checks.check(numQoHeads % numKvHeads == 0, "numQoHeads", "a multiple of numKvHeads = " + numKvHeads, numQoHeads);
     Checks.check(headDim >= 1, "headDim", ">= 1", headDim);
-    if (stream != null) {
-      Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
-    }
+    Checks.stream(stream, device);
     int[] indptr = pageTable.kvIndptr();
     int[] last = pageTable.kvLastPageLen();
     int batch = pageTable.batchSize();
@@ -319,13 +317,7 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     int batch = pageTable.batchSize();
     checkQo(q, "q", batch);
     checkQo(out, "out", batch);
-    if (lse != null) {
-      Checks.open(lse, "lse");
-      Checks.dtype(lse, "lse", DType.F32);
-      Checks.device(lse, "lse", device);
-      Checks.shape(lse, "lse", batch, numQoHeads);
-      Checks.check(lse.isContiguous(), "lse", "contiguous", "strides " + Arrays.toString(lse.strides()));
-    }
+    Checks.lse(lse, device, batch, numQoHeads);
     Checks.check(cache.device().equals(device), "cache.device", device.toString(), cache.device());
     Checks.check(cache.dtype() == dtype, "cache.dtype", "the planned dtype " + dtype, cache.dtype());
     Checks.check(cache.numKvHeads() == numKvHeads, "cache.numKvHeads", "the planned " + numKvHeads,
@@ -333,9 +325,7 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     Checks.check(cache.headDim() == headDim, "cache.headDim", "the planned " + headDim, cache.headDim());
     Checks.check(cache.pageSize() == pageSize, "cache.pageSize", "the planned " + pageSize, cache.pageSize());
     pageTable.checkCompatible(cache);
-    if (stream != null) {
-      Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
-    }
+    Checks.stream(stream, device);
     throw new IllegalStateException("run() arguments rejected without a detailed reason (internal inconsistency)");
   }
 

@@ -58,4 +58,22 @@ final class Checks {
     check(workspace.isContiguous(), "workspace", "contiguous", "strides " + Arrays.toString(workspace.strides()));
     return workspace;
   }
+
+  /** An optional LSE output: null, or open, F32, on {@code device}, of {@code shape}, contiguous. */
+  static void lse(Tensor lse, Device device, long... shape) {
+    if (lse != null) {
+      open(lse, "lse");
+      dtype(lse, "lse", DType.F32);
+      device(lse, "lse", device);
+      shape(lse, "lse", shape);
+      check(lse.isContiguous(), "lse", "contiguous", "strides " + Arrays.toString(lse.strides()));
+    }
+  }
+
+  /** An optional stream: null (the default stream) or one of {@code device}. */
+  static void stream(Stream stream, Device device) {
+    if (stream != null) {
+      check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
+    }
+  }
 }

@@ -31,9 +31,7 @@ public final class CudaEvent implements AutoCloseable {
   /** Records the event on {@code stream} (null = default stream). */
   public void record(Stream stream) {
     checkOpen();
-    if (stream != null) {
-      Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
-    }
+    Checks.stream(stream, device);
     Native.check(Fi4j.fi4j_event_record(device.code(), Native.pointer(handle),
         stream == null ? null : stream.pointer()));
   }

@@ -1,7 +1,6 @@
 package io.github.flashinfer4j;
 
 import io.github.flashinfer4j.lowlevel.Fi4j;
-import java.util.Arrays;
 import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.Pointer;
 
@@ -81,9 +80,7 @@ final class PrefillPlan implements AutoCloseable {
     Checks.notNull(mask, "mask");
     Checks.notNull(options, "options");
     checkHeads(numQoHeads, numKvHeads, headDim);
-    if (stream != null) {
-      Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
-    }
+    Checks.stream(stream, device);
     int batch = kvLens.length;
     int[] qoLens = new int[batch];
     for (int b = 0; b < batch; b++) {
@@ -162,16 +159,8 @@ final class PrefillPlan implements AutoCloseable {
   void checkQueries(Tensor q, Tensor out, Tensor lse, Stream stream) {
     checkRows(q, "q");
     checkRows(out, "out");
-    if (lse != null) {
-      Checks.open(lse, "lse");
-      Checks.dtype(lse, "lse", DType.F32);
-      Checks.device(lse, "lse", device);
-      Checks.shape(lse, "lse", nnzQo, numQoHeads);
-      Checks.check(lse.isContiguous(), "lse", "contiguous", "strides " + Arrays.toString(lse.strides()));
-    }
-    if (stream != null) {
-      Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
-    }
+    Checks.lse(lse, device, nnzQo, numQoHeads);
+    Checks.stream(stream, device);
   }
 
   private void checkRows(Tensor t, String name) {

@@ -61,13 +61,7 @@ public final class SingleDecode {
     int numKvHeads = (int) kvHeads;
     Checks.check(k.size(2) == headDim, "k.size(2)", "q's head dim " + headDim, k.size(2));
     Checks.check(numQoHeads % numKvHeads == 0, "numQoHeads", "a multiple of numKvHeads = " + numKvHeads, numQoHeads);
-    if (lse != null) {
-      Checks.open(lse, "lse");
-      Checks.dtype(lse, "lse", DType.F32);
-      Checks.device(lse, "lse", device);
-      Checks.shape(lse, "lse", numQoHeads);
-      Checks.check(lse.isContiguous(), "lse", "contiguous", "strides " + Arrays.toString(lse.strides()));
-    }
+    Checks.lse(lse, device, numQoHeads);
     if (stream != null) {
       stream.checkOpen();
       Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());

@@ -1,7 +1,6 @@
 package io.github.flashinfer4j;
 
 import io.github.flashinfer4j.lowlevel.Fi4j;
-import java.util.Arrays;
 import org.bytedeco.javacpp.IntPointer;
 
 /**
@@ -64,16 +63,8 @@ public final class SinglePrefill {
     int numKvHeads = Math.toIntExact(k.size(nhd ? 1 : 0));
     Checks.check(k.size(2) == headDim, "k.size(2)", "q's head dim " + headDim, k.size(2));
     PrefillPlan.checkHeads(numQoHeads, numKvHeads, headDim);
-    if (lse != null) {
-      Checks.open(lse, "lse");
-      Checks.dtype(lse, "lse", DType.F32);
-      Checks.device(lse, "lse", device);
-      Checks.shape(lse, "lse", qoLen, numQoHeads);
-      Checks.check(lse.isContiguous(), "lse", "contiguous", "strides " + Arrays.toString(lse.strides()));
-    }
-    if (stream != null) {
-      Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
-    }
+    Checks.lse(lse, device, qoLen, numQoHeads);
+    Checks.stream(stream, device);
     PackedMask packed = mask.packFor(new int[] {(int) qoLen}, new int[] {(int) kvLen}, "mask");
     if (packed != null && device.isCuda()) {
       // staging the mask allocates and copies, which a capture refuses (and which would invalidate it): say so first
