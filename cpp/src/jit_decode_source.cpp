@@ -60,18 +60,24 @@ std::vector<std::string> nvrtc_options(const std::string& arch) {
   return {"-std=c++17", "-arch=" + arch, "-default-device"};
 }
 
-Config decode_config(const DecodeKernelSpec& spec, const std::string& arch) {
-  check_decode_spec(spec);
-  std::string inputs = decode_source(spec);
+Config kernel_config(int dtype, int head_dim, bool soft_cap, bool rope, const char* path, const std::string& source,
+                     const std::string& arch) {
+  std::string inputs = source;
   for (const auto& o : nvrtc_options(arch)) inputs += "\n" + o;
   Config c;
-  c["dtype"] = spec.dtype == FI4J_BF16 ? "bf16" : "f16";
-  c["head_dim"] = std::to_string(spec.head_dim);
-  c["soft_cap"] = spec.soft_cap ? "1" : "0";
-  c["rope"] = spec.rope ? "1" : "0";
-  c["path"] = "cc";  // CUDA cores
+  c["dtype"] = dtype == FI4J_BF16 ? "bf16" : "f16";
+  c["head_dim"] = std::to_string(head_dim);
+  c["soft_cap"] = soft_cap ? "1" : "0";
+  c["rope"] = rope ? "1" : "0";
+  c["path"] = path;
   c["src"] = hex16(fnv1a64(inputs) ^ embedded_headers_hash());
   return c;
+}
+
+Config decode_config(const DecodeKernelSpec& spec, const std::string& arch) {
+  check_decode_spec(spec);
+  return kernel_config(spec.dtype, spec.head_dim, spec.soft_cap, spec.rope, "cc" /* CUDA cores */,
+                       decode_source(spec), arch);
 }
 
 std::string decode_key(const DecodeKernelSpec& spec, const std::string& arch) {

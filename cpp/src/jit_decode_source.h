@@ -43,6 +43,11 @@ std::string decode_source(const DecodeKernelSpec& spec);
 /// NVRTC options for arch: C++17, the architecture (cubin), relaxed constexpr, no fast math.
 std::vector<std::string> nvrtc_options(const std::string& arch);
 
+/// The cache configuration of one kernel module: dtype, head_dim, soft_cap, rope, path ("cc" or "tc") and "src", a
+/// hash of the generated source, the NVRTC options for arch and the embedded headers (any change recompiles).
+Config kernel_config(int dtype, int head_dim, bool soft_cap, bool rope, const char* path, const std::string& source,
+                     const std::string& arch);
+
 /// FNV-1a of all embedded headers (name and text).
 uint64_t embedded_headers_hash();
 

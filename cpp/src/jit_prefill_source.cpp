@@ -94,16 +94,8 @@ std::string prefill_source(const PrefillKernelSpec& spec) {
 
 Config prefill_config(const PrefillKernelSpec& spec, const std::string& arch) {
   check_prefill_spec(spec);
-  std::string inputs = prefill_source(spec);
-  for (const auto& o : nvrtc_options(arch)) inputs += "\n" + o;
-  Config c;
-  c["dtype"] = spec.dtype == FI4J_BF16 ? "bf16" : "f16";
-  c["head_dim"] = std::to_string(spec.head_dim);
-  c["soft_cap"] = spec.soft_cap ? "1" : "0";
-  c["rope"] = spec.rope ? "1" : "0";
-  c["path"] = "tc";  // tensor cores
-  c["src"] = hex16(fnv1a64(inputs) ^ embedded_headers_hash());
-  return c;
+  return kernel_config(spec.dtype, spec.head_dim, spec.soft_cap, spec.rope, "tc" /* tensor cores */,
+                       prefill_source(spec), arch);
 }
 
 std::string prefill_key(const PrefillKernelSpec& spec, const std::string& arch) {
