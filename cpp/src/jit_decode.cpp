@@ -126,10 +126,10 @@ cudaError_t launch_batch_decode_jit(const DecodeParams& p, cudaStream_t stream) 
                          dim3(static_cast<unsigned>(items), static_cast<unsigned>(p.kv.num_kv_heads)),
                          dim3(decode::kThreads), args, static_cast<size_t>(m.smem_bytes), stream);
   if (err != cudaSuccess || !split) return err;
-  const int heads = decode_merge::heads_per_block(p.kv.head_dim);
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned>(p.kv.batch_size),
-                        static_cast<unsigned>((p.num_qo_heads + heads - 1) / heads));
+                        static_cast<unsigned>(decode_merge::head_blocks(p.kv.head_dim, p.num_qo_heads,
+                                                                        p.work.num_work, p.kv.batch_size)));
   config.blockDim = dim3(decode_merge::kThreads);
   config.stream = stream;
   // As the ahead-of-time merge: programmatic dependent launch on sm_90+ (the kernel waits on griddepcontrol).

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -475,8 +476,21 @@ static void test_geometry() {
     CHECK(decode_smem_bytes(d, true) <= decode_smem_bytes(64, true) + 1024);  // about the AOT kernels
     CHECK(decode_smem_bytes(d, false) <= decode_smem_bytes(64, false) + 1024);
     CHECK(kHeadsPerPass * (d + 2) * 4 <= decode_smem_layout(d, false).ring_bytes);
-    CHECK(fi4j::decode_merge::heads_per_block(d) >= 1);
+    {
+      namespace m = fi4j::decode_merge;
+      for (int n : {0, 1, 2, 3, 5, 16, 17, 64, 100, 1000}) {
+        const int lanes = m::item_lanes(d, n);
+        CHECK(lanes >= 1 && 32 % lanes == 0 && lanes <= std::max(n, 1));  // whole aligned groups of a warp
+        CHECK(lanes * m::lane_threads(d) <= m::kThreads && m::heads_per_pass(d, lanes) >= 1);
+        CHECK(m::head_blocks(d, 32, n * 3, 3) >= 1 && m::head_blocks(d, 32, n * 3, 3) <= 32);
+      }
+      // the widest: no further doubling fits
+      CHECK(m::item_lanes(d, 1000) * 2 * m::lane_threads(d) > m::kThreads || m::item_lanes(d, 1000) == 32);
+    }
   }
+  // one long request at D = 64: 16 lanes of 8 threads, one head per block
+  CHECK(fi4j::decode_merge::item_lanes(64, 64) == 16 && fi4j::decode_merge::head_blocks(64, 32, 64, 1) == 32);
+  CHECK(fi4j::decode_merge::head_blocks(128, 32, 64, 64) == 4);  // one item each: 8 heads of 16 threads per block
   CHECK(!head_dim_supported(8) && !head_dim_supported(72) && !head_dim_supported(272));
 }
 

@@ -38,10 +38,10 @@ cudaError_t launch_merge(const DecodeParams& p, cudaStream_t stream) {
   auto launch = [&](auto t, auto d) -> cudaError_t {
     using T = typename decltype(t)::type;
     constexpr int D = decltype(d)::value;
-    constexpr int kHeads = decode_merge::heads_per_block(D);
     cudaLaunchConfig_t config{};
     config.gridDim = dim3(static_cast<unsigned>(p.kv.batch_size),
-                          static_cast<unsigned>((p.num_qo_heads + kHeads - 1) / kHeads));
+                          static_cast<unsigned>(decode_merge::head_blocks(D, p.num_qo_heads, p.work.num_work,
+                                                                          p.kv.batch_size)));
     config.blockDim = dim3(decode_merge::kThreads);
     config.stream = stream;
     // Programmatic dependent launch (sm_90+): the merge is launched while the decode's last blocks still run and

@@ -114,9 +114,36 @@ namespace decode_merge {
 
 constexpr int kThreads = 128;
 
-/// Query heads one merge block folds for head dim d (d/8 threads per head; the remaining threads of the block
-/// idle when d/8 does not divide kThreads).
-constexpr int heads_per_block(int d) { return kThreads / (d / kVecElems); }
+// Most item lanes per request (a power of two <= 32; compile-time so that benchmark builds can compare: 1 folds
+// every item of a request in one chain).
+#ifndef FI4J_MERGE_MAX_LANES
+#define FI4J_MERGE_MAX_LANES 32
+#endif
+
+/// Threads of one item lane of one query head: one per 16-byte unit (8 outputs) of the row.
+constexpr int lane_threads(int d) { return d / kVecElems; }
+
+/// Item lanes folding a request with n work items at head dim d: the largest power of two <= n (at least 1) whose
+/// lanes of one head fit one block and whose lanes of one output unit fit one warp (they combine by shuffles).
+/// A function of n and d only, so a request's fold order never depends on the rest of the batch.
+constexpr int item_lanes(int d, int n) {
+  int lanes = 1;
+  while (2 * lanes <= n && 2 * lanes <= FI4J_MERGE_MAX_LANES && 2 * lanes * lane_threads(d) <= kThreads) lanes *= 2;
+  return lanes;
+}
+
+/// Query heads one merge block folds at once with `lanes` item lanes (remaining threads idle).
+constexpr int heads_per_pass(int d, int lanes) { return kThreads / (lane_threads(d) * lanes); }
+
+/// Query heads per merge block the host launches when requests have avg_items work items on average: one pass
+/// at that size, so that one long request spreads over one block per head and many short ones pack heads.
+constexpr int heads_per_block(int d, int avg_items) { return heads_per_pass(d, item_lanes(d, avg_items)); }
+
+/// Head blocks (grid y) of the merge of num_work items over batch requests with num_qo_heads query heads.
+constexpr int head_blocks(int d, int num_qo_heads, int num_work, int batch) {
+  const int heads = heads_per_block(d, batch > 0 ? (num_work + batch - 1) / batch : 1);
+  return (num_qo_heads + heads - 1) / heads;
+}
 
 }  // namespace decode_merge
 }  // namespace fi4j

@@ -69,7 +69,8 @@ __device__ __forceinline__ DecodeItem resolve_item(const DecodeParams& p, int x)
 }
 
 /// Lets the grid launched next on the stream with programmatic stream serialization (the split-KV merge) start
-/// its launch now; it still waits for this whole grid to finish before it reads anything (griddepcontrol.wait).
+/// its launch now; it still waits for this whole grid to finish before it reads anything this grid writes
+/// (griddepcontrol.wait).
 /// Called first thing in every decode block, so the merge's launch latency overlaps the decode's last wave.
 __device__ __forceinline__ void allow_dependent_launch() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
