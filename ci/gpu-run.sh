@@ -85,7 +85,7 @@ for step in "${steps[@]}"; do
       python3 "$root/python-compat/decode_variants_report.py" "$out"/v-base.json "$out"/v-fp16.json "$out"/v-hnd.json \
         "$out"/v-d64.json "$out"/v-d256.json "$out"/v-p1.json > "$out/decode_variants.md" && cat "$out/decode_variants.md" ;;
     jmh)
-      "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" jmh -f 1 -wi 3 -i 5 -w 1 -r 1 -p device=cuda \
+      "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" jmh -f 2 -wi 3 -i 5 -w 1 -r 1 -p device=cuda \
         -jvmArgsAppend "-Dorg.bytedeco.javacpp.cachedir=$work/jc" HostOverhead 2>&1 | tee "$out/jmh.txt" | tail -6 ;;
     jit)
       # Run-time compilation across processes: per op (decode, prefill) and head dim, a cold process compiles into a fresh cache directory,

@@ -11,9 +11,10 @@
 // request scattered by a shuffled page table, K+V far larger than L2, and L2 flushed before every timed run,
 // in one of two ways (first argument): "write" (default) clears a 256 MB buffer, as torch/triton do_bench do,
 // which leaves up to an L2 of dirty lines whose write-back competes with the timed kernel; "read" reads the
-// buffer instead, so the timed kernel starts with a clean L2.
-// The last column is the largest |difference| of any configuration's output from the CUDA-core no-split one,
-// a sanity check (the harness is the correctness test).
+// buffer instead, so the timed kernel starts with a clean L2. An optional second argument runs only the shapes whose
+// name starts with it (e.g. "1x32768").
+// Then the largest |difference| of any configuration's output from the CUDA-core no-split one, a sanity check (the
+// harness is the correctness test), and "tc+s+ -m": the tc+s+ decode kernel alone, without its merge.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -27,6 +28,7 @@
 #include <random>
 #include <vector>
 
+#include "fi4j/decode_launch.cuh"
 #include "fi4j/launch.h"
 #include "harness_util.cuh"
 
@@ -145,6 +147,7 @@ float bf16_to_float(uint16_t u) {
 
 int main(int argc, char** argv) {
   const bool read_mode = argc > 1 && std::strcmp(argv[1], "read") == 0;
+  const char* const only = argc > 2 ? argv[2] : nullptr;  // run only the shapes whose name starts with this
   cudaDeviceProp prop{};
   CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   const int sms = prop.multiProcessorCount;
@@ -165,9 +168,12 @@ int main(int argc, char** argv) {
   CUDA_CHECK(cudaEventCreate(&stop));
   std::mt19937 rng(12345);
 
-  std::printf("%-18s %-7s %8s %8s %8s %8s %8s %8s %10s\n", "shape", "chunks", "cc", "cc+s-", "cc+s+", "tc", "tc+s-",
-              "tc+s+", "max|diff|");
+  std::printf("%-18s %-7s %8s %8s %8s %8s %8s %8s %10s %9s\n", "shape", "chunks", "cc", "cc+s-", "cc+s+", "tc", "tc+s-",
+              "tc+s+", "max|diff|", "tc+s+ -m");
   for (const Shape& s : shapes) {
+    char name[32];
+    std::snprintf(name, sizeof name, "%dx%d %d/%d", s.batch, s.kv_len, s.qo_heads, s.kv_heads);
+    if (only != nullptr && std::strncmp(name, only, std::strlen(only)) != 0) continue;
     const int pages_per_req = (s.kv_len + kPageSize - 1) / kPageSize;
     const int num_pages = s.batch * pages_per_req;
     const size_t page_elems = static_cast<size_t>(kPageSize) * s.kv_heads * kHeadDim;
@@ -225,6 +231,27 @@ int main(int argc, char** argv) {
     const int per_sm = kHeadDim == 64 ? 4 : 2;
     const Work split2(s, per_sm * sms, false), split4(s, per_sm * sms, true);
     const double bytes = 2.0 * s.batch * s.kv_len * s.kv_heads * kHeadDim * sizeof(__nv_bfloat16);
+    // Median TB/s of `launch` over kRuns timed runs, each after an L2 flush.
+    auto time_tbps = [&](auto launch) {
+      for (int i = 0; i < kWarmup; ++i) CUDA_CHECK(launch());
+      CUDA_CHECK(cudaDeviceSynchronize());
+      std::vector<float> ms(kRuns);
+      for (int i = 0; i < kRuns; ++i) {
+        if (read_mode) {
+          read_flush<<<4 * sms, 512>>>(static_cast<const uint4*>(flush), flush_bytes / 16, sink);
+          CUDA_CHECK(cudaGetLastError());
+        } else {
+          CUDA_CHECK(cudaMemsetAsync(flush, i & 0xff, flush_bytes, nullptr));
+        }
+        CUDA_CHECK(cudaEventRecord(start, nullptr));
+        CUDA_CHECK(launch());
+        CUDA_CHECK(cudaEventRecord(stop, nullptr));
+        CUDA_CHECK(cudaEventSynchronize(stop));
+        CUDA_CHECK(cudaEventElapsedTime(&ms[i], start, stop));
+      }
+      std::sort(ms.begin(), ms.end());
+      return bytes / (ms[kRuns / 2] * 1e-3) / 1e12;
+    };
     std::vector<uint16_t> reference(qo_elems), out(qo_elems);
     double max_diff = 0;
     double tbps[6];
@@ -233,24 +260,7 @@ int main(int argc, char** argv) {
       for (const Work* w : {static_cast<const Work*>(nullptr), &split2, &split4}) {
         p.path = path;
         p.work = w != nullptr ? w->get() : fi4j::DecodeWork{};
-        for (int i = 0; i < kWarmup; ++i) CUDA_CHECK(fi4j::launch_batch_decode(p, nullptr));
-        CUDA_CHECK(cudaDeviceSynchronize());
-        std::vector<float> ms(kRuns);
-        for (int i = 0; i < kRuns; ++i) {
-          if (read_mode) {
-            read_flush<<<4 * sms, 512>>>(static_cast<const uint4*>(flush), flush_bytes / 16, sink);
-            CUDA_CHECK(cudaGetLastError());
-          } else {
-            CUDA_CHECK(cudaMemsetAsync(flush, i & 0xff, flush_bytes, nullptr));
-          }
-          CUDA_CHECK(cudaEventRecord(start, nullptr));
-          CUDA_CHECK(fi4j::launch_batch_decode(p, nullptr));
-          CUDA_CHECK(cudaEventRecord(stop, nullptr));
-          CUDA_CHECK(cudaEventSynchronize(stop));
-          CUDA_CHECK(cudaEventElapsedTime(&ms[i], start, stop));
-        }
-        std::sort(ms.begin(), ms.end());
-        tbps[col++] = bytes / (ms[kRuns / 2] * 1e-3) / 1e12;
+        tbps[col++] = time_tbps([&] { return fi4j::launch_batch_decode(p, nullptr); });
         CUDA_CHECK(cudaMemcpy(out.data(), o, qo_elems * 2, cudaMemcpyDeviceToHost));
         if (col == 1) reference = out;
         for (size_t i = 0; i < qo_elems; ++i) {
@@ -259,11 +269,14 @@ int main(int argc, char** argv) {
         }
       }
     }
-    char name[32], chunks[16];
-    std::snprintf(name, sizeof name, "%dx%d %d/%d", s.batch, s.kv_len, s.qo_heads, s.kv_heads);
+    // The split tensor-core decode alone, without its merge: tc+s+ minus this is what the merge adds.
+    p.path = fi4j::DecodePath::TensorCores;
+    p.work = split4.get();
+    const double no_merge = time_tbps([&] { return fi4j::decode::launch_tensor_cores(p, split4.num_work, nullptr); });
+    char chunks[16];
     std::snprintf(chunks, sizeof chunks, "%d/%d", split2.chunks, split4.chunks);
-    std::printf("%-18s %-7s %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %10.2e\n", name, chunks, tbps[0], tbps[1], tbps[2],
-                tbps[3], tbps[4], tbps[5], max_diff);
+    std::printf("%-18s %-7s %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %10.2e %9.3f\n", name, chunks, tbps[0], tbps[1],
+                tbps[2], tbps[3], tbps[4], tbps[5], max_diff, no_merge);
     std::fflush(stdout);
     for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(q), static_cast<void*>(o),
                       static_cast<void*>(lse), static_cast<void*>(d_indices), static_cast<void*>(d_indptr),

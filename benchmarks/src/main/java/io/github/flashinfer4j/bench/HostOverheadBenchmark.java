@@ -7,6 +7,8 @@ import io.github.flashinfer4j.KvLayout;
 import io.github.flashinfer4j.PageTable;
 import io.github.flashinfer4j.PagedKvCache;
 import io.github.flashinfer4j.Tensor;
+import io.github.flashinfer4j.Tensors;
+import io.github.flashinfer4j.lowlevel.Fi4j;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -25,7 +27,9 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * Host-side cost of the decode API (JMH): building a page table for 256 requests, planning, and a run() whose
  * kernel work is nil (every request empty), so that what is measured is validation plus the native call.
- * Runs on the CPU backend anywhere and on CUDA with {@code -p device=cuda}.
+ * Runs on the CPU backend anywhere and on CUDA with {@code -p device=cuda}. Two fixed references measured in the
+ * same run separate the machine from the code: {@link #jniCall} (one JNI call that does nothing) and
+ * {@link #launchOneElementFill} (the smallest public operation that launches a kernel: a one-element fill).
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -53,6 +57,7 @@ public class HostOverheadBenchmark {
   private PageTable oneTable;
   private Tensor qOne;
   private Tensor outOne;
+  private Tensor oneElement;
 
   @Setup(Level.Trial)
   public void setUp() {
@@ -82,6 +87,7 @@ public class HostOverheadBenchmark {
     outOne = Tensor.empty(dev, DType.BF16, 1, 32, 128);
     decodeOne = new BatchDecodeWithPagedKvCache(dev);
     decodeOne.plan(oneTable, 32, 8, 128, 16, DType.BF16);
+    oneElement = Tensor.empty(dev, DType.BF16, 1);
   }
 
   @TearDown(Level.Trial)
@@ -89,6 +95,7 @@ public class HostOverheadBenchmark {
     decode.close();
     decodeEmpty.close();
     decodeOne.close();
+    oneElement.close();
     outOne.close();
     qOne.close();
     oneTable.close();
@@ -129,5 +136,21 @@ public class HostOverheadBenchmark {
   public BatchDecodeWithPagedKvCache runOneEmptyRequest() {
     decodeOne.run(qOne, cache, outOne, null);
     return decodeOne;
+  }
+
+  /** Reference: one JNI call into the native library that does no work (its version number). */
+  @Benchmark
+  public int jniCall() {
+    return Fi4j.fi4j_version();
+  }
+
+  /**
+   * Reference: the lightest public call that launches a kernel (fill one element): argument checks, one JNI call
+   * and one launch. runOneEmptyRequest minus this is what decode's own checks and descriptor cost.
+   */
+  @Benchmark
+  public Tensor launchOneElementFill() {
+    Tensors.fillUniform(oneElement, 1, 1f, null);
+    return oneElement;
   }
 }
