@@ -1,7 +1,6 @@
 package io.github.flashinfer4j.bench.compat;
 
 import io.github.flashinfer4j.AttentionMask;
-import io.github.flashinfer4j.AttentionOptions;
 import io.github.flashinfer4j.BatchDecodeWithPagedKvCache;
 import io.github.flashinfer4j.BatchPrefillWithPagedKvCache;
 import io.github.flashinfer4j.BatchPrefillWithRaggedKvCache;
@@ -61,150 +60,140 @@ final class CaseRunner {
     }
   }
 
+  /** The head counts and head dim every op's case names. */
+  private record Heads(int qo, int kv, int dim) {
+    static Heads of(CaseParams p) {
+      return new Heads(p.integer("num_qo_heads"), p.integer("num_kv_heads"), p.integer("head_dim"));
+    }
+  }
+
+  /** Runs an op that writes o and lse, given both (see {@link #poisonedRun}). */
+  @FunctionalInterface
+  private interface Op {
+    void run(Tensor out, Tensor lse);
+  }
+
   private Map<String, Safetensors.TensorData> batchDecodePaged(String name, CaseParams p) {
     DType dtype = p.dtype();
-    KvLayout layout = p.layout();
-    AttentionOptions opts = p.options();
-    int hq = p.integer("num_qo_heads");
-    int hkv = p.integer("num_kv_heads");
-    int dim = p.integer("head_dim");
+    Heads h = Heads.of(p);
     int pageSize = p.integer("page_size");
     Safetensors.Entry q = entry(name, "q");
-    expectShape(name, "q", q, -1, hq, dim);
-    int batch = (int) q.shape()[0];
+    expectShape(name, "q", q, -1, h.qo(), h.dim());
     try (Tensor qT = upload(name, "q", dtype, q);
         Tensor kT = upload(name, "k_cache", dtype, entry(name, "k_cache"));
         Tensor vT = upload(name, "v_cache", dtype, entry(name, "v_cache"));
-        PagedKvCache cache = PagedKvCache.of(kT, vT, layout);
-        PageTable table = PageTable.of(device, pageSize, ints(name, "kv_indptr"), ints(name, "kv_indices"),
-            ints(name, "kv_last_page_len"));
-        Tensor out = Tensor.empty(device, dtype, batch, hq, dim);
-        Tensor lse = Tensor.empty(device, DType.F32, batch, hq);
+        PagedKvCache cache = PagedKvCache.of(kT, vT, p.layout());
+        PageTable table = pageTable(name, pageSize);
         BatchDecodeWithPagedKvCache decode = new BatchDecodeWithPagedKvCache(device)) {
-      out.fillBytes(0xff); // poison: anything left unwritten reads as NaN
-      lse.fillBytes(0xff);
-      decode.plan(table, hq, hkv, dim, pageSize, dtype, opts);
-      decode.run(qT, cache, out, lse);
-      device.synchronize();
-      return outputs(out, lse);
+      return poisonedRun(dtype, new long[] {q.shape()[0], h.qo(), h.dim()}, (out, lse) -> {
+        decode.plan(table, h.qo(), h.kv(), h.dim(), pageSize, dtype, p.options());
+        decode.run(qT, cache, out, lse);
+      });
     }
   }
 
   private Map<String, Safetensors.TensorData> singleDecode(String name, CaseParams p) {
     DType dtype = p.dtype();
     KvLayout layout = p.layout();
-    AttentionOptions opts = p.options();
-    int hq = p.integer("num_qo_heads");
-    int hkv = p.integer("num_kv_heads");
-    int dim = p.integer("head_dim");
+    Heads h = Heads.of(p);
     Safetensors.Entry q = entry(name, "q");
-    expectShape(name, "q", q, hq, dim);
-    Safetensors.Entry k = keys(name, layout, hkv, dim);
+    expectShape(name, "q", q, h.qo(), h.dim());
+    Safetensors.Entry k = keys(name, layout, h);
     try (Tensor qT = upload(name, "q", dtype, q);
         Tensor kT = upload(name, "k", dtype, k);
-        Tensor vT = upload(name, "v", dtype, entry(name, "v"));
-        Tensor out = Tensor.empty(device, dtype, hq, dim);
-        Tensor lse = Tensor.empty(device, DType.F32, hq)) {
-      out.fillBytes(0xff);
-      lse.fillBytes(0xff);
-      SingleDecode.run(qT, kT, vT, out, lse, layout, opts, null);
-      device.synchronize();
-      return outputs(out, lse);
+        Tensor vT = upload(name, "v", dtype, entry(name, "v"))) {
+      return poisonedRun(dtype, new long[] {h.qo(), h.dim()},
+          (out, lse) -> SingleDecode.run(qT, kT, vT, out, lse, layout, p.options(), null));
     }
   }
 
   private Map<String, Safetensors.TensorData> batchPrefillPaged(String name, CaseParams p) {
     DType dtype = p.dtype();
-    KvLayout layout = p.layout();
-    AttentionOptions opts = p.options();
-    int hq = p.integer("num_qo_heads");
-    int hkv = p.integer("num_kv_heads");
-    int dim = p.integer("head_dim");
+    Heads h = Heads.of(p);
     int pageSize = p.integer("page_size");
     Safetensors.Entry q = entry(name, "q");
-    expectShape(name, "q", q, -1, hq, dim);
-    int nnzQo = (int) q.shape()[0];
+    expectShape(name, "q", q, -1, h.qo(), h.dim());
     int[] qoIndptr = ints(name, "qo_indptr");
     AttentionMask mask = mask(name, p);
     try (Tensor qT = upload(name, "q", dtype, q);
         Tensor kT = upload(name, "k_cache", dtype, entry(name, "k_cache"));
         Tensor vT = upload(name, "v_cache", dtype, entry(name, "v_cache"));
-        PagedKvCache cache = PagedKvCache.of(kT, vT, layout);
-        PageTable table = PageTable.of(device, pageSize, ints(name, "kv_indptr"), ints(name, "kv_indices"),
-            ints(name, "kv_last_page_len"));
-        Tensor out = Tensor.empty(device, dtype, nnzQo, hq, dim);
-        Tensor lse = Tensor.empty(device, DType.F32, nnzQo, hq);
+        PagedKvCache cache = PagedKvCache.of(kT, vT, p.layout());
+        PageTable table = pageTable(name, pageSize);
         BatchPrefillWithPagedKvCache prefill = new BatchPrefillWithPagedKvCache(device)) {
-      out.fillBytes(0xff);
-      lse.fillBytes(0xff);
-      prefill.plan(qoIndptr, table, hq, hkv, dim, dtype, mask, opts, null);
-      prefill.run(qT, cache, out, lse);
-      device.synchronize();
-      return outputs(out, lse);
+      return poisonedRun(dtype, new long[] {q.shape()[0], h.qo(), h.dim()}, (out, lse) -> {
+        prefill.plan(qoIndptr, table, h.qo(), h.kv(), h.dim(), dtype, mask, p.options(), null);
+        prefill.run(qT, cache, out, lse);
+      });
     }
   }
 
   private Map<String, Safetensors.TensorData> batchPrefillRagged(String name, CaseParams p) {
     DType dtype = p.dtype();
     KvLayout layout = p.layout();
-    AttentionOptions opts = p.options();
-    int hq = p.integer("num_qo_heads");
-    int hkv = p.integer("num_kv_heads");
-    int dim = p.integer("head_dim");
+    Heads h = Heads.of(p);
     Safetensors.Entry q = entry(name, "q");
-    expectShape(name, "q", q, -1, hq, dim);
-    int nnzQo = (int) q.shape()[0];
-    Safetensors.Entry k = keys(name, layout, hkv, dim);
+    expectShape(name, "q", q, -1, h.qo(), h.dim());
+    Safetensors.Entry k = keys(name, layout, h);
     int[] qoIndptr = ints(name, "qo_indptr");
     int[] kvIndptr = ints(name, "kv_indptr");
     AttentionMask mask = mask(name, p);
     try (Tensor qT = upload(name, "q", dtype, q);
         Tensor kT = upload(name, "k", dtype, k);
         Tensor vT = upload(name, "v", dtype, entry(name, "v"));
-        Tensor out = Tensor.empty(device, dtype, nnzQo, hq, dim);
-        Tensor lse = Tensor.empty(device, DType.F32, nnzQo, hq);
         BatchPrefillWithRaggedKvCache prefill = new BatchPrefillWithRaggedKvCache(device, layout, null)) {
-      out.fillBytes(0xff);
-      lse.fillBytes(0xff);
-      prefill.plan(qoIndptr, kvIndptr, hq, hkv, dim, dtype, mask, opts, null);
-      prefill.run(qT, kT, vT, out, lse);
-      device.synchronize();
-      return outputs(out, lse);
+      return poisonedRun(dtype, new long[] {q.shape()[0], h.qo(), h.dim()}, (out, lse) -> {
+        prefill.plan(qoIndptr, kvIndptr, h.qo(), h.kv(), h.dim(), dtype, mask, p.options(), null);
+        prefill.run(qT, kT, vT, out, lse);
+      });
     }
   }
 
   private Map<String, Safetensors.TensorData> singlePrefill(String name, CaseParams p) {
     DType dtype = p.dtype();
     KvLayout layout = p.layout();
-    AttentionOptions opts = p.options();
-    int hq = p.integer("num_qo_heads");
-    int hkv = p.integer("num_kv_heads");
-    int dim = p.integer("head_dim");
+    Heads h = Heads.of(p);
     Safetensors.Entry q = entry(name, "q");
-    expectShape(name, "q", q, -1, hq, dim);
-    int qoLen = (int) q.shape()[0];
-    Safetensors.Entry k = keys(name, layout, hkv, dim);
+    expectShape(name, "q", q, -1, h.qo(), h.dim());
+    Safetensors.Entry k = keys(name, layout, h);
     AttentionMask mask = mask(name, p);
     try (Tensor qT = upload(name, "q", dtype, q);
         Tensor kT = upload(name, "k", dtype, k);
-        Tensor vT = upload(name, "v", dtype, entry(name, "v"));
-        Tensor out = Tensor.empty(device, dtype, qoLen, hq, dim);
-        Tensor lse = Tensor.empty(device, DType.F32, qoLen, hq)) {
+        Tensor vT = upload(name, "v", dtype, entry(name, "v"))) {
+      return poisonedRun(dtype, new long[] {q.shape()[0], h.qo(), h.dim()},
+          (out, lse) -> SinglePrefill.run(qT, kT, vT, out, lse, layout, mask, p.options(), null));
+    }
+  }
+
+  /**
+   * Allocates o ({@code dtype}, {@code oShape}) and lse (F32, oShape without its last dim), poisons both (0xff
+   * bytes read as NaN, so anything the op leaves unwritten shows), runs the op, waits for the device and returns
+   * both.
+   */
+  private Map<String, Safetensors.TensorData> poisonedRun(DType dtype, long[] oShape, Op op) {
+    try (Tensor out = Tensor.empty(device, dtype, oShape);
+        Tensor lse = Tensor.empty(device, DType.F32, Arrays.copyOf(oShape, oShape.length - 1))) {
       out.fillBytes(0xff);
       lse.fillBytes(0xff);
-      SinglePrefill.run(qT, kT, vT, out, lse, layout, mask, opts, null);
+      op.run(out, lse);
       device.synchronize();
       return outputs(out, lse);
     }
   }
 
+  /** The case's page table: {@code kv_indptr}, {@code kv_indices}, {@code kv_last_page_len}. */
+  private PageTable pageTable(String name, int pageSize) {
+    return PageTable.of(device, pageSize, ints(name, "kv_indptr"), ints(name, "kv_indices"),
+        ints(name, "kv_last_page_len"));
+  }
+
   /** The case's contiguous keys {@code k}: [len, hkv, dim] (NHD) or [hkv, len, dim] (HND), any len. */
-  private Safetensors.Entry keys(String name, KvLayout layout, int hkv, int dim) {
+  private Safetensors.Entry keys(String name, KvLayout layout, Heads h) {
     Safetensors.Entry k = entry(name, "k");
     if (layout == KvLayout.NHD) {
-      expectShape(name, "k", k, -1, hkv, dim);
+      expectShape(name, "k", k, -1, h.kv(), h.dim());
     } else {
-      expectShape(name, "k", k, hkv, -1, dim);
+      expectShape(name, "k", k, h.kv(), -1, h.dim());
     }
     return k;
   }
