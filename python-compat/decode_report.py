@@ -15,6 +15,8 @@ FLASHINFER = {
     (256, 1024, 32, 8): 2.78, (64, 8192, 32, 8): 2.90, (64, 4096, 32, 32): 2.99, (64, 4096, 64, 8): 2.78,
     (64, 512, 32, 8): 1.85, (256, 256, 32, 8): 2.23,
 }
+# H100 SXM HBM3 bandwidth on the datasheet (PEERS.md), TB/s
+DATASHEET_TBPS = 3.35
 # issue 3's targets, TB/s
 TARGET = {
     (64, 4096, 32, 8): 2.95, (128, 2048, 32, 8): 2.9, (256, 1024, 32, 8): 2.9, (1, 32768, 32, 8): 2.3,
@@ -41,14 +43,16 @@ def main():
           "'1 call' column times single run() calls between events, the host's launch overhead included. "
           "Contiguous-cache peers: 10 back-to-back calls per event pair; gather+SDPA: one call per pair.")
     print()
-    if "copy_TBps" in peers:
-        print(f"Ceiling in this run: device copy {peers['copy_TBps']:.2f} TB/s. Peers measured in the same run "
-              f"({peers.get('device', '?')}); FlashInfer as recorded in ../shared/PEERS.md.")
+    copy = peers.get("copy_TBps") if isinstance(peers.get("copy_TBps"), float) else None
+    if copy:
+        print(f"Ceiling in this run: device copy {copy:.2f} TB/s (bytes read + written; the '% of copy' column, "
+              f"which a read-only kernel can exceed; the HBM3 datasheet says {DATASHEET_TBPS} TB/s). Peers measured in "
+              f"the same run ({peers.get('device', '?')}); FlashInfer as recorded in ../shared/PEERS.md.")
         print()
-    print("| B x kv_len, H_qo/H_kv | flashinfer4j (auto plan) | 1 call | CUDA-core | tensor-core | no split | FlashInfer "
-          "(recorded) | cuDNN SDPA, contiguous | FA2 SDPA, contiguous | gather+SDPA, paged | ours / FlashInfer | "
-          "ours / cuDNN | target | met |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| B x kv_len, H_qo/H_kv | flashinfer4j (auto plan) | % of copy | 1 call | CUDA-core | tensor-core | no split "
+          "| FlashInfer (recorded) | cuDNN SDPA, contiguous | FA2 SDPA, contiguous | gather+SDPA, paged | "
+          "ours / FlashInfer | ours / cuDNN | target | met |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for key, v in by_shape.items():
         auto = v.get("auto", {}).get("TBps")
         best = max(x["TBps"] for x in v.values())
@@ -60,8 +64,9 @@ def main():
         tgt = TARGET.get(key)
         met = "-" if tgt is None else ("yes" if auto is not None and auto >= tgt else "no")
         path = v.get("auto", {}).get("path", "?").lower().replace("_", "-")
+        pct = f"{100 * auto / copy:.0f}%" if auto and copy else "-"
         print(f"| {key[0]} x {key[1]}, {key[2]}/{key[3]} | {fmt(auto)} ({path}, {v.get('auto', {}).get('work_items', 0)} items) "
-              f"| {fmt(v.get('auto', {}).get('single_call_TBps'))} | {fmt(v.get('cuda', {}).get('TBps'))} | {fmt(v.get('tensor', {}).get('TBps'))} "
+              f"| {pct} | {fmt(v.get('auto', {}).get('single_call_TBps'))} | {fmt(v.get('cuda', {}).get('TBps'))} | {fmt(v.get('tensor', {}).get('TBps'))} "
               f"| {fmt(v.get('nosplit', {}).get('TBps'))} | {fmt(fi)} | {fmt(cudnn)} | {fmt(fa2)} | {fmt(gather)} "
               f"| {fmt(auto / fi) if auto and fi else '-'} | {fmt(auto / cudnn) if auto and cudnn else '-'} "
               f"| {fmt(tgt)} | {met} |")

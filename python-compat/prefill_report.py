@@ -90,7 +90,7 @@ def main(argv):
                 "backend refused it, marked (exp.)")
         ceiling = num(peers.get("gemm_bf16_TFLOPs"))
         print(f"Peers: {peers.get('device', '?')}"
-              + (f"; bf16 GEMM 8192^3 in this run: {ceiling:.0f} TFLOP/s" if ceiling else "")
+              + (f"; bf16 GEMM 8192^3 in this run: {ceiling:.0f} TFLOP/s (the ceiling of '% of GEMM')" if ceiling else "")
               + f". {note}. FlashInfer FA2 (ragged) as recorded in ../shared/PEERS.md (same card, not re-measured).")
         if peers.get("device") and peers["device"] != ours["device"]:
             print()
@@ -99,9 +99,10 @@ def main(argv):
         print("Peers: not measured in this run (no peers.json). FlashInfer FA2 (ragged) as recorded in "
               "../shared/PEERS.md.")
     print()
-    print("| shape | flashinfer4j ragged | paged | paged/ragged | FlashInfer FA2 (recorded) | PyTorch FA2 | cuDNN | "
-          "ours/FlashInfer | target | met |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    gemm = num(peers.get("gemm_bf16_TFLOPs")) if peers else None
+    print("| shape | flashinfer4j ragged | % of GEMM | paged | paged/ragged | FlashInfer FA2 (recorded) | PyTorch FA2 "
+          "| cuDNN | ours/FlashInfer | target | met |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     slow_paged = []
     errors = []
     for key in keys:
@@ -122,7 +123,8 @@ def main(argv):
         fi = FLASHINFER.get(key) if bf16 else None
         tgt = TARGET.get(key) if bf16 else None
         met = "-" if tgt is None else ("yes" if rag is not None and rag >= tgt else "no")
-        print(f"| {shape_label(key)} | {fmt(rag)} | {fmt(pag)} | {fmt(ratio, 2)} | {fmt(fi, 0)} | {fa2_cell} "
+        pct = f"{100 * rag / gemm:.0f}%" if rag and gemm else "-"
+        print(f"| {shape_label(key)} | {fmt(rag)} | {pct} | {fmt(pag)} | {fmt(ratio, 2)} | {fmt(fi, 0)} | {fa2_cell} "
               f"| {cudnn_cell} | {fmt(rag / fi, 2) if rag and fi else '-'} | {fmt(tgt, 0)} | {met} |")
     print()
     with_ratio = [k for k in keys if num(by_shape[k].get("paged", {}).get("TFLOPs"))
