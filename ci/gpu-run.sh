@@ -2,7 +2,8 @@
 # Everything the GPU machine runs for one submission, in one call (the device tool's machine has no Java: the
 # bundle brings a runtime). Carry target/gpu-bundle.tar.gz and benchmarks/target/benchmarks.jar.
 #   ci/gpu-run.sh [tests] [memcheck] [racecheck] [harness] [prefill-harness] [demo] [spec-verify] [bench]
-#                 [prefill-bench] [variants] [compat] [jmh] [jit] [jit-smoke]   (default: tests harness demo)
+#                 [prefill-bench] [variants] [compat] [jmh] [jit] [jit-smoke] [decode-bench]
+#                 (default: tests harness demo)
 # Results come back in $OUT (or ./gpu-out), few files as the device tool allows: logs.tgz (every log and output),
 # decode.json and decode_table.md when the bench step ran, prefill.json and prefill_table.md when prefill-bench ran,
 # peers.json (the PyTorch peers, run once per call for whichever bench steps ask), decode_variants.md, jit.txt.
@@ -113,6 +114,27 @@ for step in "${steps[@]}"; do
       cmake --build "$work/build" -j "$(nproc)" --target fi4j_jit_smoke >> "$out/jit-smoke-build.txt" 2>&1 &&
       "$work/build/fi4j_jit_smoke" "$work/jit-smoke-cache" > "$out/jit-smoke.txt" 2>&1 || status=1
       tail -3 "$out/jit-smoke-build.txt"; grep -E "^FAIL|^prepare" "$out/jit-smoke.txt"; tail -1 "$out/jit-smoke.txt" ;;
+    decode-bench)
+      # cuda/tests/decode_bench.cu (CUDA events, clean-L2 flush) at each of DECODE_BENCH_DIMS (default 64 128 256);
+      # DECODE_BENCH_FLAGS adds compile-time knobs (e.g. "-DFI4J_MERGE_ITEMS_PER_LANE=4"), DECODE_BENCH_SHAPES limits
+      # the shapes (name prefixes, e.g. "1x32768 16x4096"). Output: decode_bench.txt.
+      dims=(${DECODE_BENCH_DIMS:-64 128 256})
+      for d in "${dims[@]}"; do
+        # shellcheck disable=SC2086 # DECODE_BENCH_FLAGS is a list of options
+        nvcc -std=c++17 -O3 -arch=sm_90 --expt-relaxed-constexpr -DFI4J_BENCH_D="$d" ${DECODE_BENCH_FLAGS:-} \
+          -I"$root/cuda/include" "$root/cuda/tests/decode_bench.cu" "$root"/cuda/kernels/decode*.cu -o "$work/db$d" &
+      done
+      wait
+      for d in "${dims[@]}"; do
+        echo "D=$d ${DECODE_BENCH_FLAGS:-}"
+        if [[ -n "${DECODE_BENCH_SHAPES:-}" ]]; then
+          "$work/db$d" read none | head -3
+          for sh in $DECODE_BENCH_SHAPES; do "$work/db$d" read "$sh" | tail -n +4; done
+        else
+          "$work/db$d" read
+        fi || status=1
+      done > "$out/decode_bench.txt" 2>&1
+      cat "$out/decode_bench.txt" ;;
     *) echo "unknown step $step"; status=2 ;;
   esac
 done

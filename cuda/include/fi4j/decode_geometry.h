@@ -115,20 +115,28 @@ namespace decode_merge {
 constexpr int kThreads = 128;
 
 // Most item lanes per request (a power of two <= 32; compile-time so that benchmark builds can compare: 1 folds
-// every item of a request in one chain).
+// every item of a request in one chain), and the fewest items a lane is given before another lane is added. H100,
+// decode_bench, same run: 16 lanes for 64 items beat one chain by 13% (1 x 32768 D=64), one chain of 4 beat 4 lanes
+// of 1 by 2% (16 x 4096 D=64); 4 items per lane is the candidate to measure next.
 #ifndef FI4J_MERGE_MAX_LANES
 #define FI4J_MERGE_MAX_LANES 32
+#endif
+#ifndef FI4J_MERGE_ITEMS_PER_LANE
+#define FI4J_MERGE_ITEMS_PER_LANE 1
 #endif
 
 /// Threads of one item lane of one query head: one per 16-byte unit (8 outputs) of the row.
 constexpr int lane_threads(int d) { return d / kVecElems; }
 
-/// Item lanes folding a request with n work items at head dim d: the largest power of two <= n (at least 1) whose
-/// lanes of one head fit one block and whose lanes of one output unit fit one warp (they combine by shuffles).
-/// A function of n and d only, so a request's fold order never depends on the rest of the batch.
+/// Item lanes folding a request with n work items at head dim d: the largest power of two <= n /
+/// FI4J_MERGE_ITEMS_PER_LANE (at least 1) whose lanes of one head fit one block and whose lanes of one output unit
+/// fit one warp (they combine by shuffles). A function of n and d only, so a request's fold order never depends on
+/// the rest of the batch.
 constexpr int item_lanes(int d, int n) {
   int lanes = 1;
-  while (2 * lanes <= n && 2 * lanes <= FI4J_MERGE_MAX_LANES && 2 * lanes * lane_threads(d) <= kThreads) lanes *= 2;
+  while (2 * lanes * FI4J_MERGE_ITEMS_PER_LANE <= n && 2 * lanes <= FI4J_MERGE_MAX_LANES &&
+         2 * lanes * lane_threads(d) <= kThreads)
+    lanes *= 2;
   return lanes;
 }
 
