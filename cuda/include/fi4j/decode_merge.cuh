@@ -1,6 +1,6 @@
 // Split-KV merge: folds the partial states of each request's work items into its output, with the spec's
-// cascade formula (base-2 LSEs). A long request's items are spread over up to 16 lanes of threads that combine
-// by shuffles (one long request is otherwise a chain of ~64 dependent folds on a couple of blocks: ~10 us at
+// cascade formula (base-2 LSEs). A long request's items are spread over lanes of threads (up to 16 at D = 64, 8 at
+// D = 128) that combine by shuffles (one long request is otherwise a chain of ~64 dependent folds on a couple of blocks: ~10 us at
 // D = 64 on an H100); the fold order depends only on the request's own item count, so a request split the same
 // way gives bit-identical output wherever it sits in the batch.
 #pragma once
