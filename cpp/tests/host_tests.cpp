@@ -9,23 +9,11 @@
 #include <thread>
 #include <vector>
 
+#include "check.h"
 #include "flashinfer4j/flashinfer4j.h"
 #include "half.h"
 #include "prefill_plan.h"
 #include "fi4j/prefill_params.h"
-
-static int g_failed = 0;
-static int g_passed = 0;
-
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (cond) {                                                            \
-      ++g_passed;                                                          \
-    } else {                                                               \
-      ++g_failed;                                                          \
-      std::printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
-    }                                                                      \
-  } while (0)
 
 static bool contains(const char* s, const char* part) { return std::strstr(s, part) != nullptr; }
 

@@ -21,6 +21,7 @@
 #include <set>
 #include <sys/wait.h>
 
+#include "check.h"
 #include "decode_route.h"
 #include "fi4j/decode_geometry.h"
 #include "flashinfer4j/flashinfer4j.h"
@@ -32,19 +33,6 @@
 #include "nvrtc_loader.h"
 #include "prefill_route.h"
 #include "status.h"
-
-static int g_failed = 0;
-static int g_passed = 0;
-
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (cond) {                                                            \
-      ++g_passed;                                                          \
-    } else {                                                               \
-      ++g_failed;                                                          \
-      std::printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
-    }                                                                      \
-  } while (0)
 
 using namespace fi4j::jit;
 

@@ -330,11 +330,7 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
   }
 
   private void checkQo(Tensor t, String name, int batch) {
-    Checks.open(t, name);
-    Checks.dtype(t, name, dtype);
-    Checks.device(t, name, device);
-    Checks.shape(t, name, batch, numQoHeads, headDim);
-    Checks.lastDimContiguous(t, name);
+    Checks.tensor(t, name, dtype, device, batch, numQoHeads, headDim);
   }
 
   private void checkOpen() {
@@ -351,11 +347,7 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
       if (ownsWorkspace) {
         workspace.close();
       }
-      for (Tensor t : new Tensor[] {graphIndptr, graphIndices, graphLastPageLen}) {
-        if (t != null) {
-          t.close();
-        }
-      }
+      Tensor.closeAll(graphIndptr, graphIndices, graphLastPageLen);
     }
   }
 }

@@ -128,25 +128,12 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
         ? new long[] {nnzKv, plan.numKvHeads, plan.headDim}
         : new long[] {plan.numKvHeads, nnzKv, plan.headDim};
     for (Tensor t : new Tensor[] {k, v}) {
-      String name = t == k ? "k" : "v";
-      Checks.open(t, name);
-      Checks.dtype(t, name, plan.dtype);
-      Checks.device(t, name, device);
-      Checks.shape(t, name, kvShape);
-      Checks.lastDimContiguous(t, name);
+      Checks.tensor(t, t == k ? "k" : "v", plan.dtype, device, kvShape);
     }
-    int n = layout == KvLayout.NHD ? 0 : 1;
     // pins keep every buffer of the call alive (a concurrent close or the Cleaner waits for the call)
     try (Native.Pins pins = new Native.Pins()) {
       plan.fill(args, q, out, lse, workspace, pins);
-      args.kv_storage(Fi4j.FI4J_KV_RAGGED)
-          .k(nnzKv == 0 ? null : k.pointer(pins))
-          .k_stride_n(k.stride(n))
-          .k_stride_h(k.stride(1 - n))
-          .v(nnzKv == 0 ? null : v.pointer(pins))
-          .v_stride_n(v.stride(n))
-          .v_stride_h(v.stride(1 - n))
-          .nnz_kv(nnzKv);
+      PrefillPlan.fillRaggedKv(args, k, v, layout, nnzKv, pins);
       Native.check(Fi4j.fi4j_batch_prefill(device.code(), args, stream == null ? null : stream.pointer(pins)));
     }
   }

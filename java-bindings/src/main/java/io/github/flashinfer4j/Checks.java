@@ -42,6 +42,18 @@ final class Checks {
     check(Arrays.equals(t.shape(), expected), name + ".shape", Arrays.toString(expected), Arrays.toString(t.shape()));
   }
 
+  /**
+   * An operand of a launch: open, of {@code dtype}, on {@code device}, of {@code shape}, last dimension contiguous
+   * (checked in that order).
+   */
+  static void tensor(Tensor t, String name, DType dtype, Device device, long... shape) {
+    open(t, name);
+    dtype(t, name, dtype);
+    device(t, name, device);
+    shape(t, name, shape);
+    lastDimContiguous(t, name);
+  }
+
   /** Last dimension contiguous, as every kernel assumes. */
   static void lastDimContiguous(Tensor t, String name) {
     if (t.dim() > 0 && t.size(t.dim() - 1) > 1) {

@@ -133,11 +133,7 @@ final class PrefillPlan implements AutoCloseable {
       return new PrefillPlan(device, qoIndptr.clone(), kvLens.clone(), numQoHeads, numKvHeads, headDim, dtype, mask,
           options, numWork, ctaTileQ, dQo, dKv, dBits, dMaskIndptr, maskBytes);
     } catch (RuntimeException e) {
-      for (Tensor t : new Tensor[] {dQo, dKv, dBits, dMaskIndptr}) {
-        if (t != null) {
-          t.close();
-        }
-      }
+      Tensor.closeAll(dQo, dKv, dBits, dMaskIndptr);
       throw e;
     }
   }
@@ -164,11 +160,7 @@ final class PrefillPlan implements AutoCloseable {
   }
 
   private void checkRows(Tensor t, String name) {
-    Checks.open(t, name);
-    Checks.dtype(t, name, dtype);
-    Checks.device(t, name, device);
-    Checks.shape(t, name, nnzQo, numQoHeads, headDim);
-    Checks.lastDimContiguous(t, name);
+    Checks.tensor(t, name, dtype, device, nnzQo, numQoHeads, headDim);
   }
 
   /** Fills everything of the native arguments but the keys and values, pinning what it points to. */
@@ -182,13 +174,6 @@ final class PrefillPlan implements AutoCloseable {
         .head_dim(headDim)
         .qo_indptr(qoIndptr.pointer(pins))
         .nnz_qo(nnzQo)
-        .q(q.pointer(pins))
-        .q_stride_n(q.stride(0))
-        .q_stride_h(q.stride(1))
-        .o(out.pointer(pins))
-        .o_stride_n(out.stride(0))
-        .o_stride_h(out.stride(1))
-        .lse(lse == null ? null : lse.pointer(pins))
         .kv_indptr(kvIndptr == null ? null : kvIndptr.pointer(pins))
         .mask_mode(maskKind.code())
         .custom_mask(maskBits == null ? null : maskBits.pointer(pins))
@@ -198,15 +183,40 @@ final class PrefillPlan implements AutoCloseable {
         .cta_tile_q(ctaTileQ)
         .workspace(workspace.pointer(pins))
         .workspace_bytes(workspace.byteSize());
+    fillQueries(args, q, out, lse, pins);
     Decoding.fillOptions(args.options(), options);
+  }
+
+  /** Fills the native arguments' q, out and lse (pointers and strides), pinning them. */
+  static void fillQueries(Fi4j.fi4j_prefill_args args, Tensor q, Tensor out, Tensor lse, Native.Pins pins) {
+    args.q(q.pointer(pins))
+        .q_stride_n(q.stride(0))
+        .q_stride_h(q.stride(1))
+        .o(out.pointer(pins))
+        .o_stride_n(out.stride(0))
+        .o_stride_h(out.stride(1))
+        .lse(lse == null ? null : lse.pointer(pins));
+  }
+
+  /**
+   * Fills the native arguments' contiguous keys and values ({@code nnzKv} tokens in {@code layout}; null pointers
+   * when there are none), pinning them.
+   */
+  static void fillRaggedKv(Fi4j.fi4j_prefill_args args, Tensor k, Tensor v, KvLayout layout, int nnzKv,
+      Native.Pins pins) {
+    int n = layout == KvLayout.NHD ? 0 : 1;
+    args.kv_storage(Fi4j.FI4J_KV_RAGGED)
+        .k(nnzKv == 0 ? null : k.pointer(pins))
+        .k_stride_n(k.stride(n))
+        .k_stride_h(k.stride(1 - n))
+        .v(nnzKv == 0 ? null : v.pointer(pins))
+        .v_stride_n(v.stride(n))
+        .v_stride_h(v.stride(1 - n))
+        .nnz_kv(nnzKv);
   }
 
   @Override
   public void close() {
-    for (Tensor t : new Tensor[] {qoIndptr, kvIndptr, maskBits, maskIndptr}) {
-      if (t != null) {
-        t.close();
-      }
-    }
+    Tensor.closeAll(qoIndptr, kvIndptr, maskBits, maskIndptr);
   }
 }

@@ -44,9 +44,10 @@ public final class SingleDecode {
     Checks.shape(out, "out", q.shape());
     DType dtype = q.dtype();
     for (Tensor t : new Tensor[] {k, v, out}) {
-      Checks.dtype(t, t == k ? "k" : t == v ? "v" : "out", dtype);
-      Checks.device(t, t == k ? "k" : t == v ? "v" : "out", device);
-      Checks.lastDimContiguous(t, t == k ? "k" : t == v ? "v" : "out");
+      String name = t == k ? "k" : t == v ? "v" : "out";
+      Checks.dtype(t, name, dtype);
+      Checks.device(t, name, device);
+      Checks.lastDimContiguous(t, name);
     }
     Checks.lastDimContiguous(q, "q");
     boolean nhd = layout == KvLayout.NHD;

@@ -81,7 +81,6 @@ public final class SinglePrefill {
       // a head dim outside the ahead-of-time set: compile (or load) its kernel before the call (once per process)
       Jit.preparePrefill(device, dtype, headDim, options);
     }
-    int n = nhd ? 0 : 1;
     try (Native.Pins pins = new Native.Pins();
         Fi4j.fi4j_prefill_args args = new Fi4j.fi4j_prefill_args();
         Tensor bits = packed == null ? null : PrefillPlan.uploadBytes(device, packed.bitsNoCopy())) {
@@ -92,22 +91,7 @@ public final class SinglePrefill {
           .head_dim(headDim)
           .qo_indptr(null)
           .nnz_qo((int) qoLen)
-          .q(q.pointer(pins))
-          .q_stride_n(q.stride(0))
-          .q_stride_h(q.stride(1))
-          .o(out.pointer(pins))
-          .o_stride_n(out.stride(0))
-          .o_stride_h(out.stride(1))
-          .lse(lse == null ? null : lse.pointer(pins))
-          .kv_storage(Fi4j.FI4J_KV_RAGGED)
-          .k(kvLen == 0 ? null : k.pointer(pins))
-          .k_stride_n(k.stride(n))
-          .k_stride_h(k.stride(1 - n))
-          .v(kvLen == 0 ? null : v.pointer(pins))
-          .v_stride_n(v.stride(n))
-          .v_stride_h(v.stride(1 - n))
           .kv_indptr(null)
-          .nnz_kv((int) kvLen)
           .mask_mode(mask.kind().code())
           .custom_mask(bits == null ? null : bits.pointer(pins))
           .mask_indptr(null)
@@ -116,6 +100,8 @@ public final class SinglePrefill {
           .cta_tile_q(0)
           .workspace(null)
           .workspace_bytes(0);
+      PrefillPlan.fillQueries(args, q, out, lse, pins);
+      PrefillPlan.fillRaggedKv(args, k, v, layout, (int) kvLen, pins);
       Decoding.fillOptions(args.options(), options);
       Native.check(Fi4j.fi4j_batch_prefill(device.code(), args, stream == null ? null : stream.pointer(pins)));
       if (bits != null && device.isCuda()) {

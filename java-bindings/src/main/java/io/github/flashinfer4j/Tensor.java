@@ -479,6 +479,15 @@ public final class Tensor implements AutoCloseable {
     return out;
   }
 
+  /** Closes each of {@code tensors} that is not null. */
+  static void closeAll(Tensor... tensors) {
+    for (Tensor t : tensors) {
+      if (t != null) {
+        t.close();
+      }
+    }
+  }
+
   /** The raw 16-bit patterns of an F16 or BF16 tensor. */
   public short[] toBits() {
     checkOpen();
