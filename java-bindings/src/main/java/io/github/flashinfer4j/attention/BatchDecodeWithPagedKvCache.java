@@ -213,8 +213,8 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
           .chunk_size(0)
           .workspace_bytes(0);
       Pointer streamPtr = stream == null ? null : CORE.pointer(stream, pins);
-      Native.check(Fi4j.fi4j_batch_decode_plan(CORE.code(device), p, CORE.pointer(workspace, pins), workspace.byteSize(),
-          streamPtr));
+      Native.check(Fi4j.fi4j_batch_decode_plan(CORE.code(device), p, CORE.pointer(workspace, pins),
+          workspace.byteSize(), streamPtr));
       if (graphBatch > 0) {
         uploadPageTable(indptr, pageTable.kvIndices(), last, streamPtr, pins);
       }
@@ -238,9 +238,10 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
         IntPointer b = new IntPointer(n == 0 ? new int[1] : Arrays.copyOf(indices, n));
         IntPointer c = new IntPointer(last)) {
       // pageable sources: each copy returns once its source is staged, so the pointers may die after it
-      Native.check(Fi4j.fi4j_memcpy_async(CORE.code(device), CORE.pointer(graphIndptr, pins), Native.CPU, a, 4L * indptr.length,
-          stream));
-      Native.check(Fi4j.fi4j_memcpy_async(CORE.code(device), CORE.pointer(graphIndices, pins), Native.CPU, b, 4L * n, stream));
+      Native.check(Fi4j.fi4j_memcpy_async(CORE.code(device), CORE.pointer(graphIndptr, pins), Native.CPU, a,
+          4L * indptr.length, stream));
+      Native.check(Fi4j.fi4j_memcpy_async(CORE.code(device), CORE.pointer(graphIndices, pins), Native.CPU, b,
+          4L * n, stream));
       Native.check(Fi4j.fi4j_memcpy_async(CORE.code(device), CORE.pointer(graphLastPageLen, pins), Native.CPU, c,
           4L * last.length, stream));
     }
@@ -283,7 +284,8 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
       } else {
         pageTable.fill(args.kv(), pins);
       }
-      Native.check(Fi4j.fi4j_batch_decode(CORE.code(device), args, stream == null ? null : CORE.pointer(stream, pins)));
+      Native.check(Fi4j.fi4j_batch_decode(CORE.code(device), args,
+          stream == null ? null : CORE.pointer(stream, pins)));
     }
   }
 

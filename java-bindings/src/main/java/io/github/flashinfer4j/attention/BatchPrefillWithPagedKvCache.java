@@ -143,7 +143,8 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
       args.kv_storage(Fi4j.FI4J_KV_PAGED).k(null).v(null).nnz_kv(0);
       cache.fill(args.paged_kv(), pins);
       pageTable.fill(args.paged_kv(), pins);
-      Native.check(Fi4j.fi4j_batch_prefill(CORE.code(device), args, stream == null ? null : CORE.pointer(stream, pins)));
+      Native.check(Fi4j.fi4j_batch_prefill(CORE.code(device), args,
+          stream == null ? null : CORE.pointer(stream, pins)));
     }
   }
 

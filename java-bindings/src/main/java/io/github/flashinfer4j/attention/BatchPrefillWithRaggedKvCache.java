@@ -147,7 +147,8 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
     try (Native.Pins pins = new Native.Pins()) {
       plan.fill(args, q, out, lse, workspace, pins);
       PrefillPlan.fillRaggedKv(args, k, v, layout, nnzKv, pins);
-      Native.check(Fi4j.fi4j_batch_prefill(CORE.code(device), args, stream == null ? null : CORE.pointer(stream, pins)));
+      Native.check(Fi4j.fi4j_batch_prefill(CORE.code(device), args,
+          stream == null ? null : CORE.pointer(stream, pins)));
     }
   }
 

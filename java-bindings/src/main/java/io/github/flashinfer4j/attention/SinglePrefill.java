@@ -83,7 +83,8 @@ public final class SinglePrefill {
     if (packed != null && device.isCuda()) {
       // staging the mask allocates and copies, which a capture refuses (and which would invalidate it): say so first
       try (IntPointer capturing = new IntPointer(1)) {
-        Native.check(Fi4j.fi4j_stream_capturing(CORE.code(device), stream == null ? null : CORE.pointer(stream), capturing));
+        Native.check(Fi4j.fi4j_stream_capturing(CORE.code(device), stream == null ? null : CORE.pointer(stream),
+            capturing));
         if (capturing.get() != 0) {
           throw new UnsupportedConfigurationException("SinglePrefill with a custom mask cannot be captured in a CUDA"
               + " graph: it stages the mask on every call; capture BatchPrefillWithRaggedKvCache with one request"
@@ -117,7 +118,8 @@ public final class SinglePrefill {
       PrefillPlan.fillQueries(args, q, out, lse, pins);
       PrefillPlan.fillRaggedKv(args, k, v, layout, (int) kvLen, pins);
       Decoding.fillOptions(args.options(), options);
-      Native.check(Fi4j.fi4j_batch_prefill(CORE.code(device), args, stream == null ? null : CORE.pointer(stream, pins)));
+      Native.check(Fi4j.fi4j_batch_prefill(CORE.code(device), args,
+          stream == null ? null : CORE.pointer(stream, pins)));
       if (bits != null && device.isCuda()) {
         // the staged mask is freed on return; make sure the kernel has read it
         (stream == null ? Stream.defaultStream(device) : stream).synchronize();

@@ -345,7 +345,8 @@ public final class Native {
 
   /**
    * The resources one native call uses, pinned for its duration: {@code try (Native.Pins pins = new Native.Pins())
-   * { ... t.pointer(pins) ... native call ... }}. Not thread-safe (one call, one thread).
+   * { ... CORE.pointer(t, pins) ... native call ... }} ({@link CoreAccess}). Not thread-safe (one call, one
+   * thread).
    *
    * <p>While a CUDA graph capture is open on this thread ({@link #beginRetention()}), every pin is also retained
    * by the capture's own Pins, which the graph can hold until it is destroyed, so that tensors a graph replays
