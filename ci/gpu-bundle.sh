@@ -181,7 +181,7 @@ cat > "$bundle/run-tests.sh" <<'EOF'
 # Runs the flashinfer4j tests with the bundled Java runtime (no JDK or Maven needed).
 #
 #   ./run-tests.sh                          all tests
-#   ./run-tests.sh --select-class io.github.flashinfer4j.SomeTest    (any JUnit console selector
+#   ./run-tests.sh --select-class io.github.flashinfer4j.attention.SomeTest    (any JUnit console selector
 #                                           replaces the class-path scan; other options are passed on)
 # Environment:
 #   REQUIRE_GPU=1       (default) tests needing a GPU fail instead of skipping when none is usable; 0 to allow skips

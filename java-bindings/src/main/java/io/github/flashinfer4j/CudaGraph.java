@@ -1,5 +1,7 @@
 package io.github.flashinfer4j;
 
+import io.github.flashinfer4j.internal.Checks;
+import io.github.flashinfer4j.internal.Native;
 import io.github.flashinfer4j.lowlevel.Fi4j;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerPointer;
@@ -7,12 +9,15 @@ import org.bytedeco.javacpp.PointerPointer;
 /**
  * A captured sequence of flashinfer4j calls on a stream, replayed with one launch. Capture records the kernels
  * with their arguments (pointers and sizes) as they are at capture time: replays read whatever those buffers hold
- * then, so new inputs are written into the same tensors before a replay. A {@link BatchDecodeWithPagedKvCache}
- * made with {@link BatchDecodeWithPagedKvCache#forCudaGraph} keeps its page table and work list in fixed buffers,
- * so one captured graph replays for any page table of its batch size after a new {@code plan()}. The prefill
- * wrappers' {@code run} ({@link BatchPrefillWithPagedKvCache}, {@link BatchPrefillWithRaggedKvCache}) is capturable
- * too, for the batch it was planned for: their graph is valid until the wrapper's next {@code plan()};
- * {@link SinglePrefill} is capturable without a custom mask.
+ * then, so new inputs are written into the same tensors before a replay. A
+ * {@link io.github.flashinfer4j.attention.BatchDecodeWithPagedKvCache} made with
+ * {@link io.github.flashinfer4j.attention.BatchDecodeWithPagedKvCache#forCudaGraph} keeps its page table and work
+ * list in fixed buffers, so one captured graph replays for any page table of its batch size after a new
+ * {@code plan()}. The prefill wrappers' {@code run}
+ * ({@link io.github.flashinfer4j.attention.BatchPrefillWithPagedKvCache},
+ * {@link io.github.flashinfer4j.attention.BatchPrefillWithRaggedKvCache}) is capturable too, for the batch it was
+ * planned for: their graph is valid until the wrapper's next {@code plan()};
+ * {@link io.github.flashinfer4j.attention.SinglePrefill} is capturable without a custom mask.
  *
  * <p>Replays skip every host-side check: the checks ran once, at capture; the caller keeps the captured tensors
  * open and their shapes unchanged. Use from one thread at a time.

@@ -1,5 +1,8 @@
 package io.github.flashinfer4j;
 
+import io.github.flashinfer4j.internal.Jit;
+import io.github.flashinfer4j.internal.Native;
+import io.github.flashinfer4j.lowlevel.Fi4j;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -43,6 +46,15 @@ public final class Flashinfer4j {
     public boolean compiled() {
       return source == Source.COMPILED;
     }
+  }
+
+  /**
+   * The native library's version as major*10000 + minor*100 + patch (100 for 0.1.0); loads the natives on first
+   * use. After that it is one JNI call that does no work: the reference cost of a call into the library.
+   */
+  public static int nativeVersion() {
+    Native.ensureLoaded();
+    return Fi4j.fi4j_version();
   }
 
   /**

@@ -1,5 +1,6 @@
 package io.github.flashinfer4j;
 
+import io.github.flashinfer4j.internal.Native;
 import io.github.flashinfer4j.lowlevel.Fi4j;
 import java.nio.file.Path;
 import java.util.Objects;

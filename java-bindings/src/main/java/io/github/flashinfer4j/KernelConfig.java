@@ -1,5 +1,9 @@
 package io.github.flashinfer4j;
 
+import io.github.flashinfer4j.attention.AttentionOptions;
+import io.github.flashinfer4j.attention.DecodePath;
+import io.github.flashinfer4j.attention.PosEncoding;
+import io.github.flashinfer4j.internal.Checks;
 import java.util.Objects;
 
 /**

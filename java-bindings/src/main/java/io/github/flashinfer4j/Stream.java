@@ -1,5 +1,7 @@
 package io.github.flashinfer4j;
 
+import io.github.flashinfer4j.internal.Checks;
+import io.github.flashinfer4j.internal.Native;
 import io.github.flashinfer4j.lowlevel.Fi4j;
 import org.bytedeco.javacpp.Pointer;
 

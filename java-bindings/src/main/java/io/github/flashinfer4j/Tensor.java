@@ -1,5 +1,9 @@
 package io.github.flashinfer4j;
 
+import io.github.flashinfer4j.internal.Access;
+import io.github.flashinfer4j.internal.Checks;
+import io.github.flashinfer4j.internal.CoreAccess;
+import io.github.flashinfer4j.internal.Native;
 import io.github.flashinfer4j.lowlevel.Fi4j;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
@@ -44,6 +48,10 @@ import org.bytedeco.javacpp.ShortPointer;
  * replayed.
  */
 public final class Tensor implements AutoCloseable {
+  static {
+    Access.install(new Bridge());  // first: the op packages reach pointers and codes through it
+  }
+
   /** Shared by a tensor and its views: the allocation (or wrapped memory) and its life cycle. */
   private static final class Memory {
     final Device device;
@@ -304,6 +312,25 @@ public final class Tensor implements AutoCloseable {
     }
   }
 
+  /**
+   * Fills a contiguous F16, BF16 or F32 tensor with pseudo-random values uniform in [-scale, scale]. The values
+   * depend only on (seed, element index): the CPU and CUDA backends produce identical tensors. Queued on
+   * {@code stream} (null = default) for CUDA.
+   */
+  public void fillUniform(long seed, float scale, Stream stream) {
+    Checks.open(this, "t");
+    Checks.check(isContiguous(), "t", "contiguous", "strides " + Arrays.toString(strides));
+    Checks.check(dtype.isFloatingPoint(), "t.dtype", "F16, BF16 or F32", dtype);
+    Checks.check(Float.isFinite(scale), "scale", "finite", scale);
+    if (stream != null) {
+      Checks.check(stream.device().equals(device()), "stream.device", device().toString(), stream.device());
+    }
+    try (Native.Pins pins = new Native.Pins()) {
+      Native.check(Fi4j.fi4j_fill_random(memory.device.code(), pointer(pins), dtype.code(), numel(), seed, scale,
+          stream == null ? null : stream.pointer(pins)));
+    }
+  }
+
   /** Bytes spanned by the elements (numel x element size for contiguous tensors). */
   public long byteSize() {
     return numel() * dtype.byteSize();
@@ -479,15 +506,6 @@ public final class Tensor implements AutoCloseable {
     return out;
   }
 
-  /** Closes each of {@code tensors} that is not null. */
-  static void closeAll(Tensor... tensors) {
-    for (Tensor t : tensors) {
-      if (t != null) {
-        t.close();
-      }
-    }
-  }
-
   /** The raw 16-bit patterns of an F16 or BF16 tensor. */
   public short[] toBits() {
     checkOpen();
@@ -652,6 +670,64 @@ public final class Tensor implements AutoCloseable {
       acc *= Math.max(shape[i], 1);
     }
     return st;
+  }
+
+  /** The core's side of {@link CoreAccess}: what the op packages may use beyond the public API. */
+  private static final class Bridge implements CoreAccess {
+    @Override
+    public Pointer pointer(Tensor tensor, Native.Pins pins) {
+      return tensor.pointer(pins);
+    }
+
+    @Override
+    public Pointer pointer(Tensor tensor) {
+      return tensor.pointer();
+    }
+
+    @Override
+    public Pointer pointer(Stream stream, Native.Pins pins) {
+      return stream.pointer(pins);
+    }
+
+    @Override
+    public Pointer pointer(Stream stream) {
+      return stream.pointer();
+    }
+
+    @Override
+    public void checkOpen(Tensor tensor) {
+      tensor.checkOpen();
+    }
+
+    @Override
+    public void checkOpen(Stream stream) {
+      stream.checkOpen();
+    }
+
+    @Override
+    public long extentBytes(Tensor tensor) {
+      return tensor.extentBytes();
+    }
+
+    @Override
+    public Tensor allocate(String what, Device device, DType dtype, long... shape) {
+      return Tensor.allocate(what, device, dtype, shape);
+    }
+
+    @Override
+    public int code(Device device) {
+      return device.code();
+    }
+
+    @Override
+    public int code(DType dtype) {
+      return dtype.code();
+    }
+
+    @Override
+    public int code(KernelConfig.Op op) {
+      return op.code();
+    }
   }
 
   private static void check(boolean ok, String name, String expected, Object actual) {

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.flashinfer4j.lowlevel.Fi4j;
+import io.github.flashinfer4j.testing.Gpu;
 import org.junit.jupiter.api.Test;
 
 class LoadTest {

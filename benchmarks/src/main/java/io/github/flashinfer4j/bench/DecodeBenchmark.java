@@ -1,19 +1,18 @@
 package io.github.flashinfer4j.bench;
 
-import io.github.flashinfer4j.AttentionOptions;
-import io.github.flashinfer4j.BatchDecodeWithPagedKvCache;
 import io.github.flashinfer4j.CudaEvent;
 import io.github.flashinfer4j.CudaGraph;
 import io.github.flashinfer4j.DType;
-import io.github.flashinfer4j.DecodePath;
-import io.github.flashinfer4j.DecodePlanOptions;
 import io.github.flashinfer4j.Device;
-import io.github.flashinfer4j.KvLayout;
-import io.github.flashinfer4j.PageTable;
-import io.github.flashinfer4j.PagedKvCache;
 import io.github.flashinfer4j.Stream;
 import io.github.flashinfer4j.Tensor;
-import io.github.flashinfer4j.Tensors;
+import io.github.flashinfer4j.attention.AttentionOptions;
+import io.github.flashinfer4j.attention.BatchDecodeWithPagedKvCache;
+import io.github.flashinfer4j.attention.DecodePath;
+import io.github.flashinfer4j.attention.DecodePlanOptions;
+import io.github.flashinfer4j.attention.KvLayout;
+import io.github.flashinfer4j.attention.PageTable;
+import io.github.flashinfer4j.attention.PagedKvCache;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -113,9 +112,9 @@ final class DecodeBenchmark {
             Tensor q = Tensor.empty(d, dtype, batch, hq, dim);
             Tensor o = Tensor.empty(d, dtype, batch, hq, dim);
             Tensor lse = Tensor.empty(d, DType.F32, batch, hq)) {
-          Tensors.fillUniform(cache.k(), 11, 1f, stream);
-          Tensors.fillUniform(cache.v(), 12, 1f, stream);
-          Tensors.fillUniform(q, 13, 1f, stream);
+          cache.k().fillUniform(11, 1f, stream);
+          cache.v().fillUniform(12, 1f, stream);
+          q.fillUniform(13, 1f, stream);
           String[] names = {"auto", "cuda", "tensor", "nosplit"};
           DecodePlanOptions[] variants = {
             DecodePlanOptions.defaults(),

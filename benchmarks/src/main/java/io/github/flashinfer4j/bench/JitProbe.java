@@ -1,19 +1,19 @@
 package io.github.flashinfer4j.bench;
 
-import io.github.flashinfer4j.AttentionMask;
-import io.github.flashinfer4j.AttentionOptions;
-import io.github.flashinfer4j.BatchDecodeWithPagedKvCache;
-import io.github.flashinfer4j.BatchPrefillWithRaggedKvCache;
 import io.github.flashinfer4j.DType;
 import io.github.flashinfer4j.Device;
 import io.github.flashinfer4j.Flashinfer4j;
 import io.github.flashinfer4j.JitCache;
 import io.github.flashinfer4j.KernelConfig;
-import io.github.flashinfer4j.KvLayout;
-import io.github.flashinfer4j.PageTable;
-import io.github.flashinfer4j.PagedKv;
-import io.github.flashinfer4j.PagedKvCache;
 import io.github.flashinfer4j.Tensor;
+import io.github.flashinfer4j.attention.AttentionMask;
+import io.github.flashinfer4j.attention.AttentionOptions;
+import io.github.flashinfer4j.attention.BatchDecodeWithPagedKvCache;
+import io.github.flashinfer4j.attention.BatchPrefillWithRaggedKvCache;
+import io.github.flashinfer4j.attention.KvLayout;
+import io.github.flashinfer4j.attention.PageTable;
+import io.github.flashinfer4j.attention.PagedKv;
+import io.github.flashinfer4j.attention.PagedKvCache;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Random;

@@ -1,21 +1,20 @@
 package io.github.flashinfer4j.bench;
 
-import io.github.flashinfer4j.AttentionMask;
-import io.github.flashinfer4j.AttentionOptions;
-import io.github.flashinfer4j.BatchPrefillWithPagedKvCache;
-import io.github.flashinfer4j.BatchPrefillWithRaggedKvCache;
 import io.github.flashinfer4j.CudaEvent;
 import io.github.flashinfer4j.CudaException;
 import io.github.flashinfer4j.DType;
 import io.github.flashinfer4j.Device;
 import io.github.flashinfer4j.Flashinfer4jException;
-import io.github.flashinfer4j.KvLayout;
-import io.github.flashinfer4j.PageTable;
-import io.github.flashinfer4j.PagedKvCache;
-import io.github.flashinfer4j.SinglePrefill;
 import io.github.flashinfer4j.Stream;
 import io.github.flashinfer4j.Tensor;
-import io.github.flashinfer4j.Tensors;
+import io.github.flashinfer4j.attention.AttentionMask;
+import io.github.flashinfer4j.attention.AttentionOptions;
+import io.github.flashinfer4j.attention.BatchPrefillWithPagedKvCache;
+import io.github.flashinfer4j.attention.BatchPrefillWithRaggedKvCache;
+import io.github.flashinfer4j.attention.KvLayout;
+import io.github.flashinfer4j.attention.PageTable;
+import io.github.flashinfer4j.attention.PagedKvCache;
+import io.github.flashinfer4j.attention.SinglePrefill;
 import io.github.flashinfer4j.testing.Json;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -36,7 +35,7 @@ import java.util.Random;
  * host's launch overhead is noise), warm-up, then the median of many runs. Variants: {@code ragged}
  * ({@link BatchPrefillWithRaggedKvCache}, every shape), {@code single} ({@link SinglePrefill}, batch-1 shapes) and
  * {@code paged} ({@link BatchPrefillWithPagedKvCache} over a cache of page size 16 with the pages shuffled over the
- * pool). Random data ({@link Tensors#fillUniform}); outputs poisoned before a first run and checked for NaN after it.
+ * pool). Random data ({@link Tensor#fillUniform}); outputs poisoned before a first run and checked for NaN after it.
  * Writes prefill.json; python-compat/prefill_report.py turns it, with the peers' figures of the same run, into
  * BENCHMARKS.md's prefill table.
  *
@@ -122,9 +121,9 @@ final class PrefillBenchmark {
               Tensor o = Tensor.empty(d, c.dtype(), nnz, s.hq(), dim);
               Tensor k = Tensor.empty(d, c.dtype(), nnz, s.hkv(), dim);
               Tensor v = Tensor.empty(d, c.dtype(), nnz, s.hkv(), dim)) {
-            Tensors.fillUniform(q, 21, 1f, stream);
-            Tensors.fillUniform(k, 22, 1f, stream);
-            Tensors.fillUniform(v, 23, 1f, stream);
+            q.fillUniform(21, 1f, stream);
+            k.fillUniform(22, 1f, stream);
+            v.fillUniform(23, 1f, stream);
             for (String variant : c.variants()) {
               Runnable call;
               PagedKvCache cache = null;
@@ -155,8 +154,8 @@ final class PrefillBenchmark {
                     table = PageTable.of(d, c.pageSize(), pIndptr,
                         DecodeBenchmark.shuffled(numPages, new Random(s.batch() * 31L + s.len())), last);
                     cache = PagedKvCache.allocate(d, c.dtype(), KvLayout.NHD, numPages, c.pageSize(), s.hkv(), dim);
-                    Tensors.fillUniform(cache.k(), 24, 1f, stream);
-                    Tensors.fillUniform(cache.v(), 25, 1f, stream);
+                    cache.k().fillUniform(24, 1f, stream);
+                    cache.v().fillUniform(25, 1f, stream);
                     paged.plan(indptr, table, s.hq(), s.hkv(), dim, c.dtype(), mask, AttentionOptions.defaults(),
                         stream);
                     PagedKvCache theCache = cache;

@@ -1,16 +1,16 @@
 package io.github.flashinfer4j.bench;
 
-import io.github.flashinfer4j.AttentionMask;
-import io.github.flashinfer4j.BatchPrefillWithPagedKvCache;
 import io.github.flashinfer4j.DType;
 import io.github.flashinfer4j.Device;
-import io.github.flashinfer4j.KvLayout;
-import io.github.flashinfer4j.Masks;
-import io.github.flashinfer4j.PageTable;
-import io.github.flashinfer4j.PagedKv;
-import io.github.flashinfer4j.PagedKvCache;
-import io.github.flashinfer4j.SingleDecode;
 import io.github.flashinfer4j.Tensor;
+import io.github.flashinfer4j.attention.AttentionMask;
+import io.github.flashinfer4j.attention.BatchPrefillWithPagedKvCache;
+import io.github.flashinfer4j.attention.KvLayout;
+import io.github.flashinfer4j.attention.Masks;
+import io.github.flashinfer4j.attention.PageTable;
+import io.github.flashinfer4j.attention.PagedKv;
+import io.github.flashinfer4j.attention.PagedKvCache;
+import io.github.flashinfer4j.attention.SingleDecode;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;

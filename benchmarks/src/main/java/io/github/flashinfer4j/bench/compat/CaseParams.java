@@ -1,9 +1,9 @@
 package io.github.flashinfer4j.bench.compat;
 
-import io.github.flashinfer4j.AttentionOptions;
 import io.github.flashinfer4j.DType;
-import io.github.flashinfer4j.KvLayout;
-import io.github.flashinfer4j.PosEncoding;
+import io.github.flashinfer4j.attention.AttentionOptions;
+import io.github.flashinfer4j.attention.KvLayout;
+import io.github.flashinfer4j.attention.PosEncoding;
 import java.util.Locale;
 import java.util.Map;
 

@@ -1,17 +1,17 @@
 package io.github.flashinfer4j.bench.compat;
 
-import io.github.flashinfer4j.AttentionMask;
-import io.github.flashinfer4j.BatchDecodeWithPagedKvCache;
-import io.github.flashinfer4j.BatchPrefillWithPagedKvCache;
-import io.github.flashinfer4j.BatchPrefillWithRaggedKvCache;
 import io.github.flashinfer4j.DType;
 import io.github.flashinfer4j.Device;
-import io.github.flashinfer4j.KvLayout;
-import io.github.flashinfer4j.PageTable;
-import io.github.flashinfer4j.PagedKvCache;
-import io.github.flashinfer4j.SingleDecode;
-import io.github.flashinfer4j.SinglePrefill;
 import io.github.flashinfer4j.Tensor;
+import io.github.flashinfer4j.attention.AttentionMask;
+import io.github.flashinfer4j.attention.BatchDecodeWithPagedKvCache;
+import io.github.flashinfer4j.attention.BatchPrefillWithPagedKvCache;
+import io.github.flashinfer4j.attention.BatchPrefillWithRaggedKvCache;
+import io.github.flashinfer4j.attention.KvLayout;
+import io.github.flashinfer4j.attention.PageTable;
+import io.github.flashinfer4j.attention.PagedKvCache;
+import io.github.flashinfer4j.attention.SingleDecode;
+import io.github.flashinfer4j.attention.SinglePrefill;
 import io.github.flashinfer4j.testing.Safetensors;
 import java.nio.ByteBuffer;
 import java.util.Arrays;

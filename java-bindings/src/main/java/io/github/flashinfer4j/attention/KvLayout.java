@@ -1,0 +1,11 @@
+package io.github.flashinfer4j.attention;
+
+
+/**
+ * Layout of one page of a paged KV cache: NHD is {@code [page_size, num_kv_heads, head_dim]}, HND is
+ * {@code [num_kv_heads, page_size, head_dim]}. Single-request K/V tensors use the same names without the page.
+ */
+public enum KvLayout {
+  NHD,
+  HND
+}
