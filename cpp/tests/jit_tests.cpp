@@ -22,17 +22,17 @@
 #include <sys/wait.h>
 
 #include "check.h"
-#include "decode_route.h"
-#include "fi4j/decode_geometry.h"
+#include "attention/decode_route.h"
+#include "fi4j/attention/decode_geometry.h"
 #include "flashinfer4j/flashinfer4j.h"
-#include "jit_cache.h"
-#include "jit_decode_source.h"
-#include "fi4j/prefill_geometry.h"
-#include "jit_headers.h"
-#include "jit_prefill_source.h"
-#include "nvrtc_loader.h"
-#include "prefill_route.h"
-#include "status.h"
+#include "jit/jit_cache.h"
+#include "attention/decode_jit_source.h"
+#include "fi4j/attention/prefill_geometry.h"
+#include "jit/jit_headers.h"
+#include "attention/prefill_jit_source.h"
+#include "jit/nvrtc_loader.h"
+#include "attention/prefill_route.h"
+#include "core/status.h"
 
 using namespace fi4j::jit;
 
@@ -531,7 +531,7 @@ static void test_decode_source() {
 static void test_embedded_headers(const std::string& root) {
   std::set<std::string> names;
   for (size_t i = 0; i < kNumEmbeddedHeaders; ++i) names.insert(kEmbeddedHeaders[i].name);
-  CHECK(names.count("fi4j/decode.cuh") == 1 && names.count("fi4j/decode_merge.cuh") == 1);
+  CHECK(names.count("fi4j/attention/decode.cuh") == 1 && names.count("fi4j/attention/decode_merge.cuh") == 1);
   DecodeKernelSpec spec;
   spec.dtype = FI4J_BF16;
   spec.head_dim = 96;
@@ -557,6 +557,8 @@ static void test_embedded_headers(const std::string& root) {
   const std::string dir = root + "/nvcc";
   mkdir(dir.c_str(), 0755);
   mkdir((dir + "/fi4j").c_str(), 0755);
+  mkdir((dir + "/fi4j/common").c_str(), 0755);
+  mkdir((dir + "/fi4j/attention").c_str(), 0755);
   for (size_t i = 0; i < kNumEmbeddedHeaders; ++i)
     write_file(dir + "/" + kEmbeddedHeaders[i].name, kEmbeddedHeaders[i].text);
   write_file(dir + "/decode.cu", texts[0]);
@@ -767,7 +769,7 @@ static void test_prefill_source() {
   CHECK(prefill_merge_symbol(a) ==
         "_ZN4fi4j7prefill26batch_prefill_merge_kernelINS_10bfloat16_tEEEvNS_13PrefillParamsEi");
   const std::string src = prefill_source(a);
-  CHECK(contains(src, "#include \"fi4j/prefill.cuh\""));
+  CHECK(contains(src, "#include \"fi4j/attention/prefill.cuh\""));
   CHECK(contains(src, "template __global__ void fi4j::prefill::batch_prefill_kernel<fi4j::bfloat16_t, 96, 1, 4, false, false>"));
   CHECK(contains(src, "batch_prefill_kernel<fi4j::bfloat16_t, 96, 2, 8, false, false>"));
   CHECK(contains(src, "batch_prefill_merge_kernel<fi4j::bfloat16_t>"));
@@ -803,7 +805,7 @@ static bool file_contains(const std::string& path, const std::string& needle) {
 static void test_prefill_compiles(const std::string& root) {
   std::set<std::string> names;
   for (size_t i = 0; i < kNumEmbeddedHeaders; ++i) names.insert(kEmbeddedHeaders[i].name);
-  for (const char* h : {"fi4j/prefill.cuh", "fi4j/prefill_geometry.h", "fi4j/mma.cuh", "fi4j/prefill_params.h"})
+  for (const char* h : {"fi4j/attention/prefill.cuh", "fi4j/attention/prefill_geometry.h", "fi4j/common/mma.cuh", "fi4j/attention/prefill_params.h"})
     CHECK(names.count(h) == 1);
   const std::vector<PrefillKernelSpec> specs = {prefill_spec(FI4J_BF16, 96, false, false),
                                                 prefill_spec(FI4J_F16, 192, true, true),
@@ -825,6 +827,8 @@ static void test_prefill_compiles(const std::string& root) {
   const std::string dir = root + "/nvcc-prefill";
   mkdir(dir.c_str(), 0755);
   mkdir((dir + "/fi4j").c_str(), 0755);
+  mkdir((dir + "/fi4j/common").c_str(), 0755);
+  mkdir((dir + "/fi4j/attention").c_str(), 0755);
   for (size_t i = 0; i < kNumEmbeddedHeaders; ++i)
     write_file(dir + "/" + kEmbeddedHeaders[i].name, kEmbeddedHeaders[i].text);
   int n = 0;
