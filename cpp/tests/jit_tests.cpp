@@ -418,22 +418,22 @@ static void test_nvrtc_absent(const std::string& root) {
 
 // Which kernel serves a decode configuration, and the messages when none does.
 static void test_routing() {
-  using fi4j::DecodeRoute;
+  using fi4j::Route;
   using fi4j::route_decode;
   const std::string missing = std::string(kNvrtcMissing) + " (tried libnvrtc.so.13)";
   for (int d : {64, 128, 256}) {
-    CHECK(route_decode(true, d, FI4J_PATH_AUTO, "").route == DecodeRoute::Aot);
-    CHECK(route_decode(true, d, FI4J_PATH_TENSOR_CORES, missing).route == DecodeRoute::Aot);  // no NVRTC needed
+    CHECK(route_decode(true, d, FI4J_PATH_AUTO, "").route == Route::Aot);
+    CHECK(route_decode(true, d, FI4J_PATH_TENSOR_CORES, missing).route == Route::Aot);  // no NVRTC needed
     CHECK(fi4j::decode_head_dim_aot(d) && !fi4j::decode_head_dim_jit(d));
   }
   for (int d : {16, 32, 48, 80, 96, 112, 160, 192, 240}) {
     CHECK(fi4j::decode_head_dim_jit(d));
-    CHECK(route_decode(true, d, FI4J_PATH_AUTO, "").route == DecodeRoute::Jit);
-    CHECK(route_decode(true, d, FI4J_PATH_CUDA_CORES, "").route == DecodeRoute::Jit);
+    CHECK(route_decode(true, d, FI4J_PATH_AUTO, "").route == Route::Jit);
+    CHECK(route_decode(true, d, FI4J_PATH_CUDA_CORES, "").route == Route::Jit);
     const auto tc = route_decode(true, d, FI4J_PATH_TENSOR_CORES, "");
-    CHECK(tc.route == DecodeRoute::Unsupported && contains(tc.reason, "tensor-core"));
+    CHECK(tc.route == Route::Unsupported && contains(tc.reason, "tensor-core"));
     const auto absent = route_decode(true, d, FI4J_PATH_AUTO, missing);
-    CHECK(absent.route == DecodeRoute::Unsupported);
+    CHECK(absent.route == Route::Unsupported);
     // Names the head dim and what to install.
     CHECK(contains(absent.reason, "head_dim " + std::to_string(d)));
     CHECK(contains(absent.reason, "NVRTC") && contains(absent.reason, "install") &&
@@ -442,11 +442,11 @@ static void test_routing() {
   for (int d : {0, 8, 24, 72, 100, 264, 272, 512}) {
     CHECK(!fi4j::decode_head_dim_jit(d) && !fi4j::decode_head_dim_aot(d));
     const auto r = route_decode(true, d, FI4J_PATH_AUTO, "");
-    CHECK(r.route == DecodeRoute::Unsupported);
+    CHECK(r.route == Route::Unsupported);
     CHECK(contains(r.reason, "head_dim " + std::to_string(d)) && contains(r.reason, "multiples of 16"));
   }
   // The CPU reference runs any head dim (its own check limits it to even 2..1024).
-  for (int d : {2, 64, 72, 96, 1024}) CHECK(route_decode(false, d, FI4J_PATH_AUTO, missing).route == DecodeRoute::Cpu);
+  for (int d : {2, 64, 72, 96, 1024}) CHECK(route_decode(false, d, FI4J_PATH_AUTO, missing).route == Route::Cpu);
 }
 
 // Geometry of the CUDA-core kernel: the AOT head dims keep their tiles; every JIT head dim gets a consistent split.
@@ -605,18 +605,18 @@ static void test_c_api_kernel_config() {
 
 // Which kernel serves a prefill configuration, and the messages when none does.
 static void test_prefill_routing() {
-  using fi4j::PrefillRoute;
+  using fi4j::Route;
   using fi4j::route_prefill;
   const std::string missing = std::string(kNvrtcMissing) + " (tried libnvrtc.so.13)";
   for (int d : {64, 128, 256}) {
-    CHECK(route_prefill(true, d, missing).route == PrefillRoute::Aot);  // no NVRTC needed
+    CHECK(route_prefill(true, d, missing).route == Route::Aot);  // no NVRTC needed
     CHECK(fi4j::prefill_head_dim_aot(d) && !fi4j::prefill_head_dim_jit(d));
   }
   for (int d : {16, 32, 48, 80, 96, 112, 144, 160, 192, 208, 240}) {
     CHECK(fi4j::prefill_head_dim_jit(d));
-    CHECK(route_prefill(true, d, "").route == PrefillRoute::Jit);
+    CHECK(route_prefill(true, d, "").route == Route::Jit);
     const auto absent = route_prefill(true, d, missing);
-    CHECK(absent.route == PrefillRoute::Unsupported);
+    CHECK(absent.route == Route::Unsupported);
     CHECK(contains(absent.reason, "head_dim " + std::to_string(d)));
     CHECK(contains(absent.reason, "prefill") && contains(absent.reason, "NVRTC") && contains(absent.reason, "install") &&
           contains(absent.reason, "cuda-nvrtc"));
@@ -624,16 +624,16 @@ static void test_prefill_routing() {
   for (int d : {0, 8, 24, 72, 100, 264, 272, 512}) {
     CHECK(!fi4j::prefill_head_dim_jit(d) && !fi4j::prefill_head_dim_aot(d));
     const auto r = route_prefill(true, d, "");
-    CHECK(r.route == PrefillRoute::Unsupported);
+    CHECK(r.route == Route::Unsupported);
     CHECK(contains(r.reason, "head_dim " + std::to_string(d)) && contains(r.reason, "multiples of 16") &&
           contains(r.reason, "prefill"));
   }
-  for (int d : {2, 64, 72, 96, 1024}) CHECK(route_prefill(false, d, missing).route == PrefillRoute::Cpu);
+  for (int d : {2, 64, 72, 96, 1024}) CHECK(route_prefill(false, d, missing).route == Route::Cpu);
   // This process: a JIT head dim routes by whether NVRTC loads here; an AOT one never asks.
-  CHECK(fi4j::require_prefill_route(true, 128) == PrefillRoute::Aot);
+  CHECK(fi4j::require_prefill_route(true, 128) == Route::Aot);
   bool threw = false;
   try {
-    CHECK(fi4j::require_prefill_route(true, 96) == PrefillRoute::Jit);
+    CHECK(fi4j::require_prefill_route(true, 96) == Route::Jit);
     CHECK(nvrtc() != nullptr);
   } catch (const fi4j::Error& e) {
     threw = true;

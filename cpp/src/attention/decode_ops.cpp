@@ -27,7 +27,7 @@ bool cuda_append_head_dim_supported(int head_dim) {
 
 /// Throws UNSUPPORTED naming the part of a decode configuration this build cannot run on the device; returns the
 /// route that runs it (decode_route.h: CPU reference, ahead-of-time kernel or run-time compiled kernel).
-DecodeRoute check_decode_supported(int device, int dtype, int head_dim, int num_qo_heads, int num_kv_heads,
+Route check_decode_supported(int device, int dtype, int head_dim, int num_qo_heads, int num_kv_heads,
                                    int path) {
   check_attention_config(device, dtype, head_dim, num_qo_heads, num_kv_heads);
   return require_decode_route(!is_cpu(device), head_dim, path);
@@ -101,7 +101,7 @@ FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* a, void* stre
     const bool cuda = !is_cpu(device);
     require(a->path == FI4J_PATH_CUDA_CORES || a->path == FI4J_PATH_TENSOR_CORES, "path",
             "CUDA_CORES (0) or TENSOR_CORES (1) (a planned path)", a->path);
-    const DecodeRoute route =
+    const Route route =
         check_decode_supported(device, a->dtype, a->kv.head_dim, a->num_qo_heads, a->kv.num_kv_heads, a->path);
     DecodeParams p{};
     p.dtype = static_cast<DType>(a->dtype);
@@ -165,7 +165,7 @@ FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* a, void* stre
       return;
     }
     cudaGetLastError();  // a stale error left by another library must not be reported as ours
-    if (route == DecodeRoute::Jit) {
+    if (route == Route::Jit) {
       check_cuda_launch(jit::launch_batch_decode_jit(p, static_cast<cudaStream_t>(stream)),
                         "batch decode launch (run-time compiled)");
     } else {

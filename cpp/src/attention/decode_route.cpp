@@ -16,11 +16,11 @@ bool decode_head_dim_jit(int head_dim) {
 DecodeRouteDecision route_decode(bool cuda, int head_dim, int path, const std::string& jit_unavailable_reason) {
   DecodeRouteDecision d;
   if (!cuda) {
-    d.route = DecodeRoute::Cpu;
+    d.route = Route::Cpu;
     return d;
   }
   if (decode_head_dim_aot(head_dim)) {
-    d.route = DecodeRoute::Aot;
+    d.route = Route::Aot;
     return d;
   }
   const std::string dim = "head_dim " + std::to_string(head_dim);
@@ -39,16 +39,16 @@ DecodeRouteDecision route_decode(bool cuda, int head_dim, int path, const std::s
     d.reason = dim + " on the CUDA backend is compiled at run time, which needs NVRTC: " + jit_unavailable_reason;
     return d;
   }
-  d.route = DecodeRoute::Jit;
+  d.route = Route::Jit;
   return d;
 }
 
-DecodeRoute require_decode_route(bool cuda, int head_dim, int path) {
+Route require_decode_route(bool cuda, int head_dim, int path) {
   // NVRTC is looked up only when a JIT head dim asks for it: AOT configurations never touch it.
   const bool needs_jit = cuda && decode_head_dim_jit(head_dim) && path != FI4J_PATH_TENSOR_CORES;
   const DecodeRouteDecision d =
       route_decode(cuda, head_dim, path, needs_jit ? jit::nvrtc_unavailable_reason() : std::string());
-  if (d.route == DecodeRoute::Unsupported) throw Error(FI4J_ERR_UNSUPPORTED, d.reason);
+  if (d.route == Route::Unsupported) throw Error(FI4J_ERR_UNSUPPORTED, d.reason);
   return d.route;
 }
 

@@ -5,9 +5,9 @@
 
 #include <string>
 
-namespace fi4j {
+#include "core/route.h"
 
-enum class DecodeRoute { Cpu = 0, Aot = 1, Jit = 2, Unsupported = 3 };
+namespace fi4j {
 
 /// Head dims with ahead-of-time CUDA decode kernels (both paths): 64, 128, 256.
 bool decode_head_dim_aot(int head_dim);
@@ -15,7 +15,7 @@ bool decode_head_dim_aot(int head_dim);
 bool decode_head_dim_jit(int head_dim);
 
 struct DecodeRouteDecision {
-  DecodeRoute route = DecodeRoute::Unsupported;
+  Route route = Route::Unsupported;
   std::string reason;  // why not, when Unsupported: names the head dim and, for a JIT dim, what to install
 };
 
@@ -27,6 +27,6 @@ DecodeRouteDecision route_decode(bool cuda, int head_dim, int path, const std::s
 
 /// The route for this process (NVRTC looked up on first use); throws Error(FI4J_ERR_UNSUPPORTED) with the
 /// reason when unsupported.
-DecodeRoute require_decode_route(bool cuda, int head_dim, int path);
+Route require_decode_route(bool cuda, int head_dim, int path);
 
 }  // namespace fi4j

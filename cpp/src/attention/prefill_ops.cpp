@@ -28,8 +28,8 @@ int smem_limit(int device) {
 
 // Declared in prefill_route.h. Shared memory that does not fit: e.g. RoPE at head dim 128 or 256 on sm_86/sm_89,
 // which have about 99 KB per block.
-PrefillRoute check_cuda_prefill(int device, int head_dim, bool rope, int cta_tile_q) {
-  const PrefillRoute route = require_prefill_route(true, head_dim);
+Route check_cuda_prefill(int device, int head_dim, bool rope, int cta_tile_q) {
+  const Route route = require_prefill_route(true, head_dim);
   const int limit = smem_limit(device);
   const int need = prefill_smem_bytes(head_dim, rope, cta_tile_q);
   if (need > limit)
@@ -329,14 +329,14 @@ FI4J_API int fi4j_batch_prefill(int device, const fi4j_prefill_args* a, void* st
                                    : static_cast<long long>(INT32_MAX);
         p.plan.cta_tile_q = prefill_choose_cta_tile_q(p.head_dim, rope, rows, smem_limit(device));
       }
-      const PrefillRoute route = check_cuda_prefill(device, p.head_dim, rope, p.plan.cta_tile_q);
+      const Route route = check_cuda_prefill(device, p.head_dim, rope, p.plan.cta_tile_q);
       check_stream(device, stream);
       require(p.num_kv_heads <= 65535, "num_kv_heads", "<= 65535 on the CUDA backend (grid y)", p.num_kv_heads);
       if (p.lse && (reinterpret_cast<uintptr_t>(p.lse) & 3u) != 0)
         fail_arg("lse", "4-byte aligned", "address % 4 = " + std::to_string(reinterpret_cast<uintptr_t>(p.lse) % 4));
       if (p.batch_size == 0 || p.nnz_qo == 0) return;
       cudaGetLastError();  // a stale error left by another library must not be reported as ours
-      if (route == PrefillRoute::Jit) {
+      if (route == Route::Jit) {
         check_cuda_launch(jit::launch_batch_prefill_jit(p, static_cast<cudaStream_t>(stream)),
                           "run-time compiled batch prefill launch");
       } else {

@@ -15,11 +15,11 @@ bool prefill_head_dim_jit(int head_dim) {
 PrefillRouteDecision route_prefill(bool cuda, int head_dim, const std::string& jit_unavailable_reason) {
   PrefillRouteDecision d;
   if (!cuda) {
-    d.route = PrefillRoute::Cpu;
+    d.route = Route::Cpu;
     return d;
   }
   if (prefill_head_dim_aot(head_dim)) {
-    d.route = PrefillRoute::Aot;
+    d.route = Route::Aot;
     return d;
   }
   const std::string dim = "head_dim " + std::to_string(head_dim);
@@ -34,16 +34,16 @@ PrefillRouteDecision route_prefill(bool cuda, int head_dim, const std::string& j
                jit_unavailable_reason;
     return d;
   }
-  d.route = PrefillRoute::Jit;
+  d.route = Route::Jit;
   return d;
 }
 
-PrefillRoute require_prefill_route(bool cuda, int head_dim) {
+Route require_prefill_route(bool cuda, int head_dim) {
   // NVRTC is looked up only when a JIT head dim asks for it: AOT configurations never touch it.
   const bool needs_jit = cuda && prefill_head_dim_jit(head_dim);
   const PrefillRouteDecision d =
       route_prefill(cuda, head_dim, needs_jit ? jit::nvrtc_unavailable_reason() : std::string());
-  if (d.route == PrefillRoute::Unsupported) throw Error(FI4J_ERR_UNSUPPORTED, d.reason);
+  if (d.route == Route::Unsupported) throw Error(FI4J_ERR_UNSUPPORTED, d.reason);
   return d.route;
 }
 

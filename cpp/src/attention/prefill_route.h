@@ -1,16 +1,14 @@
 // Which kernel serves a prefill configuration: the one place that decides between the CPU reference, the
 // ahead-of-time (AOT) tensor-core kernels and run-time compilation (JIT), so that validation,
 // fi4j_prefill_supported, isSupported, warm-up and the launch agree. Pure host logic (no CUDA, no NVRTC), tested
-// on CI. The routes are decode's (decode_route.h).
+// on CI.
 #pragma once
 
 #include <string>
 
-#include "attention/decode_route.h"
+#include "core/route.h"
 
 namespace fi4j {
-
-using PrefillRoute = DecodeRoute;
 
 /// Head dims with ahead-of-time CUDA prefill kernels: 64, 128, 256.
 bool prefill_head_dim_aot(int head_dim);
@@ -18,7 +16,7 @@ bool prefill_head_dim_aot(int head_dim);
 bool prefill_head_dim_jit(int head_dim);
 
 struct PrefillRouteDecision {
-  PrefillRoute route = PrefillRoute::Unsupported;
+  Route route = Route::Unsupported;
   std::string reason;  // why not, when Unsupported: names the head dim and, for a JIT dim, what to install
 };
 
@@ -29,11 +27,11 @@ PrefillRouteDecision route_prefill(bool cuda, int head_dim, const std::string& j
 
 /// The route for this process (NVRTC looked up only for a JIT head dim); throws Error(FI4J_ERR_UNSUPPORTED) with
 /// the reason when unsupported.
-PrefillRoute require_prefill_route(bool cuda, int head_dim);
+Route require_prefill_route(bool cuda, int head_dim);
 
 /// require_prefill_route for a CUDA device, then the shared memory of the block that cta_tile_q selects (0: the
 /// largest this configuration uses) against the device's per-block limit; throws Error(FI4J_ERR_UNSUPPORTED)
 /// naming what does not fit. Queries the device: defined in prefill_ops.cpp.
-PrefillRoute check_cuda_prefill(int device, int head_dim, bool rope, int cta_tile_q);
+Route check_cuda_prefill(int device, int head_dim, bool rope, int cta_tile_q);
 
 }  // namespace fi4j

@@ -18,7 +18,7 @@ namespace {
 thread_local std::string g_dir_text;
 
 /// Validates a kernel config and returns its route (throws UNSUPPORTED with the reason).
-DecodeRoute config_route(int device, const fi4j_kernel_config* c) {
+Route config_route(int device, const fi4j_kernel_config* c) {
   if (c == nullptr) fail_arg("config", "non-null", "null");
   if (c->op != FI4J_OP_DECODE && c->op != FI4J_OP_PREFILL) fail_arg("config.op", "DECODE (0) or PREFILL (1)", c->op);
   require(c->head_dim >= 1, "config.head_dim", ">= 1", c->head_dim);
@@ -31,15 +31,15 @@ DecodeRoute config_route(int device, const fi4j_kernel_config* c) {
   check_device(device);
   check_attention_config(device, c->dtype, c->head_dim, 1, 1);
   if (c->op == FI4J_OP_PREFILL) {
-    if (is_cpu(device)) return PrefillRoute::Cpu;
+    if (is_cpu(device)) return Route::Cpu;
     // The same checks as a prefill call: route, then the shared memory of the largest block this configuration uses.
     return check_cuda_prefill(device, c->head_dim, c->pos_encoding == FI4J_POS_ROPE_LLAMA, 0);
   }
   return require_decode_route(!is_cpu(device), c->head_dim, c->path);
 }
 
-int32_t route_code(DecodeRoute r) {
-  return r == DecodeRoute::Jit ? FI4J_ROUTE_JIT : r == DecodeRoute::Aot ? FI4J_ROUTE_AOT : FI4J_ROUTE_CPU;
+int32_t route_code(Route r) {
+  return r == Route::Jit ? FI4J_ROUTE_JIT : r == Route::Aot ? FI4J_ROUTE_AOT : FI4J_ROUTE_CPU;
 }
 }  // namespace
 
@@ -52,18 +52,18 @@ FI4J_API int fi4j_kernel_supported(int device, const fi4j_kernel_config* config,
 
 FI4J_API int fi4j_kernel_prepare(int device, const fi4j_kernel_config* config, fi4j_kernel_prepare_info* info) {
   return guarded([&] {
-    const DecodeRoute route = config_route(device, config);
+    const Route route = config_route(device, config);
     fi4j_kernel_prepare_info out{};
     out.route = route_code(route);
     jit::PrepareInfo p;
-    if (route == DecodeRoute::Jit && config->op == FI4J_OP_PREFILL) {
+    if (route == Route::Jit && config->op == FI4J_OP_PREFILL) {
       jit::PrefillKernelSpec spec;
       spec.dtype = config->dtype;
       spec.head_dim = config->head_dim;
       spec.soft_cap = config->soft_cap != 0;
       spec.rope = config->pos_encoding == FI4J_POS_ROPE_LLAMA;
       p = jit::prepare_prefill(spec, device);
-    } else if (route == DecodeRoute::Jit) {
+    } else if (route == Route::Jit) {
       jit::DecodeKernelSpec spec;
       spec.dtype = config->dtype;
       spec.head_dim = config->head_dim;
@@ -71,7 +71,7 @@ FI4J_API int fi4j_kernel_prepare(int device, const fi4j_kernel_config* config, f
       spec.rope = config->pos_encoding == FI4J_POS_ROPE_LLAMA;
       p = jit::prepare_decode(spec, device);
     }
-    if (route == DecodeRoute::Jit) {
+    if (route == Route::Jit) {
       out.origin = p.origin == jit::KernelCache::Origin::Compiled ? FI4J_JIT_COMPILED
                    : p.origin == jit::KernelCache::Origin::Disk   ? FI4J_JIT_DISK
                                                                    : FI4J_JIT_MEMORY;
