@@ -45,10 +45,8 @@ const LoadedDecode& get_loaded(const DecodeKernelSpec& spec, int device, Prepare
   }
   check_decode_spec(spec);
   const NvrtcApi* api = nvrtc();
-  int major = 0, minor = 0;
-  check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
-  check_cuda(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), "cudaDeviceGetAttribute");
-  const std::string arch = arch_name(major, minor);
+  const ComputeCapability cc = compute_capability(device);
+  const std::string arch = arch_name(cc.major, cc.minor);
   const std::string key = decode_key(spec, arch);
   double compile_ms = 0;
   KernelCache::Origin origin = KernelCache::Origin::Memory;
@@ -74,7 +72,7 @@ const LoadedDecode& get_loaded(const DecodeKernelSpec& spec, int device, Prepare
     LoadedDecode m;
     m.key = key;
     m.smem_bytes = decode::decode_smem_bytes(spec.head_dim, spec.rope);
-    m.pdl = major >= 9;
+    m.pdl = cc.major >= 9;
     check_cuda(cudaLibraryLoadData(&m.library, cubin->data(), nullptr, nullptr, 0, nullptr, nullptr, 0),
                "cudaLibraryLoadData (run-time compiled decode)");
     cudaError_t err = cudaLibraryGetKernel(&m.decode, m.library, kDecodeEntry);

@@ -201,11 +201,8 @@ FI4J_API int fi4j_batch_decode_plan(int device, fi4j_decode_plan* plan, void* wo
     in.graph_slots = plan->graph_slots;
     in.workspace_bytes = workspace_bytes;
     if (!is_cpu(device)) {
-      int major = 0, minor = 0;
       check_cuda(cudaDeviceGetAttribute(&in.num_sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
-      check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
-      check_cuda(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), "cudaDeviceGetAttribute");
-      in.compute_capability = major * 10 + minor;
+      in.compute_capability = compute_capability(device).code();
     }
     if (!is_cpu(device)) check_stream(device, stream);
     DecodePlanResult r = plan_decode(in);

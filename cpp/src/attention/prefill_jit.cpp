@@ -48,10 +48,8 @@ const LoadedPrefill& get_loaded(const PrefillKernelSpec& spec, int device, Prepa
   }
   check_prefill_spec(spec);
   const NvrtcApi* api = nvrtc();
-  int major = 0, minor = 0;
-  check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
-  check_cuda(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), "cudaDeviceGetAttribute");
-  const std::string arch = arch_name(major, minor);
+  const ComputeCapability cc = compute_capability(device);
+  const std::string arch = arch_name(cc.major, cc.minor);
   const std::string key = prefill_key(spec, arch);
   const std::vector<TileShape> variants = prefill_shape_variants(spec);
   double compile_ms = 0;

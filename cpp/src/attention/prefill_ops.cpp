@@ -20,17 +20,11 @@ using namespace fi4j;
 
 namespace fi4j {
 
-int smem_limit(int device) {
-  int limit = 0;
-  check_cuda(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "cudaDeviceGetAttribute");
-  return limit;
-}
-
 // Declared in prefill_route.h. Shared memory that does not fit: e.g. RoPE at head dim 128 or 256 on sm_86/sm_89,
 // which have about 99 KB per block.
-Route check_cuda_prefill(int device, int head_dim, bool rope, int cta_tile_q) {
+Route check_cuda_prefill(int device, int head_dim, bool rope, int cta_tile_q, int smem_limit) {
   const Route route = require_prefill_route(true, head_dim);
-  const int limit = smem_limit(device);
+  const int limit = smem_limit >= 0 ? smem_limit : smem_optin_limit(device);
   const int need = prefill_smem_bytes(head_dim, rope, cta_tile_q);
   if (need > limit)
     throw Error(FI4J_ERR_UNSUPPORTED, "prefill at head_dim " + std::to_string(head_dim) + (rope ? " with RoPE" : "") +
@@ -285,7 +279,7 @@ FI4J_API int fi4j_batch_prefill_plan(int device, fi4j_prefill_plan* plan, void* 
       return;
     }
     check_stream(device, stream);
-    plan->cta_tile_q = prefill_choose_cta_tile_q(plan->head_dim, false, max_rows, smem_limit(device));
+    plan->cta_tile_q = prefill_choose_cta_tile_q(plan->head_dim, false, max_rows, smem_optin_limit(device));
     // Split-KV when the row tiles x KV heads cannot fill the GPU (prefill_plan.h).
     int sms = 0;
     check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
@@ -323,13 +317,15 @@ FI4J_API int fi4j_batch_prefill(int device, const fi4j_prefill_args* a, void* st
     PrefillParams p = make_params(device, *a);
     if (!is_cpu(device)) {
       const bool rope = p.variant.pos_encoding == PosEncoding::RopeLlama;
+      int limit = -1;  // read once per call, only when this call chooses the block size
       if (p.plan.cta_tile_q == 0) {  // not planned (single prefill): choose from this call's rows
         const long long rows = p.qo_indptr == nullptr
                                    ? static_cast<long long>(p.nnz_qo) * (p.num_qo_heads / p.num_kv_heads)
                                    : static_cast<long long>(INT32_MAX);
-        p.plan.cta_tile_q = prefill_choose_cta_tile_q(p.head_dim, rope, rows, smem_limit(device));
+        limit = smem_optin_limit(device);
+        p.plan.cta_tile_q = prefill_choose_cta_tile_q(p.head_dim, rope, rows, limit);
       }
-      const Route route = check_cuda_prefill(device, p.head_dim, rope, p.plan.cta_tile_q);
+      const Route route = check_cuda_prefill(device, p.head_dim, rope, p.plan.cta_tile_q, limit);
       check_stream(device, stream);
       require(p.num_kv_heads <= 65535, "num_kv_heads", "<= 65535 on the CUDA backend (grid y)", p.num_kv_heads);
       if (p.lse && (reinterpret_cast<uintptr_t>(p.lse) & 3u) != 0)

@@ -31,7 +31,8 @@ Route require_prefill_route(bool cuda, int head_dim);
 
 /// require_prefill_route for a CUDA device, then the shared memory of the block that cta_tile_q selects (0: the
 /// largest this configuration uses) against the device's per-block limit; throws Error(FI4J_ERR_UNSUPPORTED)
-/// naming what does not fit. Queries the device: defined in prefill_ops.cpp.
-Route check_cuda_prefill(int device, int head_dim, bool rope, int cta_tile_q);
+/// naming what does not fit. smem_limit: the device's opt-in limit (smem_optin_limit) when the caller has read it,
+/// else -1 to read it here. Defined in prefill_ops.cpp.
+Route check_cuda_prefill(int device, int head_dim, bool rope, int cta_tile_q, int smem_limit = -1);
 
 }  // namespace fi4j

@@ -37,10 +37,9 @@ bool arch_runs_on(int cc) {
 void check_arch(int device) {
   static thread_local int checked_device = -2;
   if (checked_device == device) return;
-  int major = 0, minor = 0;
-  check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
-  check_cuda(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), "cudaDeviceGetAttribute");
-  const int cc = major * 10 + minor;
+  const ComputeCapability capability = compute_capability(device);
+  const int major = capability.major, minor = capability.minor;
+  const int cc = capability.code();
   if (!arch_runs_on(cc))
     throw Error(FI4J_ERR_UNSUPPORTED, "this build of flashinfer4j has kernels for CUDA architectures " +
                                           std::string(fi4j_cuda_architectures()) + ", which cannot run on device " +
