@@ -7,6 +7,7 @@
 
 #include "core/cuda_util.h"
 #include "fi4j/attention/decode_geometry.h"
+#include "fi4j/common/launch_util.h"
 #include "jit/jit_module.h"
 #include "jit/nvrtc_loader.h"
 #include "core/status.h"
@@ -72,7 +73,7 @@ const LoadedDecode& get_loaded(const DecodeKernelSpec& spec, int device, Prepare
     LoadedDecode m;
     m.key = key;
     m.smem_bytes = decode::decode_smem_bytes(spec.head_dim, spec.rope);
-    m.pdl = cc.major >= 9;
+    m.pdl = pdl_supported(cc.major);
     check_cuda(cudaLibraryLoadData(&m.library, cubin->data(), nullptr, nullptr, 0, nullptr, nullptr, 0),
                "cudaLibraryLoadData (run-time compiled decode)");
     cudaError_t err = cudaLibraryGetKernel(&m.decode, m.library, kDecodeEntry);
@@ -124,19 +125,12 @@ cudaError_t launch_batch_decode_jit(const DecodeParams& p, cudaStream_t stream) 
                          dim3(static_cast<unsigned>(items), static_cast<unsigned>(p.kv.num_kv_heads)),
                          dim3(decode::kThreads), args, static_cast<size_t>(m.smem_bytes), stream);
   if (err != cudaSuccess || !split) return err;
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(p.kv.batch_size),
-                        static_cast<unsigned>(decode_merge::head_blocks(p.kv.head_dim, p.num_qo_heads,
-                                                                        p.work.num_work, p.kv.batch_size)));
-  config.blockDim = dim3(decode_merge::kThreads);
-  config.stream = stream;
   // As the ahead-of-time merge: programmatic dependent launch on sm_90+ (the kernel waits on griddepcontrol).
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = &attribute;
-  config.numAttrs = m.pdl ? 1 : 0;
-  return cudaLaunchKernelExC(&config, reinterpret_cast<const void*>(m.merge), args);
+  const PdlLaunchConfig merge_launch(dim3(static_cast<unsigned>(p.kv.batch_size),
+                                    static_cast<unsigned>(decode_merge::head_blocks(p.kv.head_dim, p.num_qo_heads,
+                                                                                    p.work.num_work, p.kv.batch_size))),
+                               dim3(decode_merge::kThreads), stream, m.pdl);
+  return cudaLaunchKernelExC(&merge_launch.config, reinterpret_cast<const void*>(m.merge), args);
 }
 
 }  // namespace jit

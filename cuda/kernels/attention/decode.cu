@@ -30,29 +30,18 @@ namespace {
 
 /// Launches the merge of a split decode: grid (batch_size, head blocks).
 cudaError_t launch_merge(const DecodeParams& p, cudaStream_t stream) {
-  int device = 0, major = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  bool pdl = false;
+  const cudaError_t err = current_device_pdl(&pdl);
   if (err != cudaSuccess) return err;
-  const bool pdl = major >= 9;
   auto launch = [&](auto t, auto d) -> cudaError_t {
     using T = typename decltype(t)::type;
     constexpr int D = decltype(d)::value;
-    cudaLaunchConfig_t config{};
-    config.gridDim = dim3(static_cast<unsigned>(p.kv.batch_size),
-                          static_cast<unsigned>(decode_merge::head_blocks(D, p.num_qo_heads, p.work.num_work,
-                                                                          p.kv.batch_size)));
-    config.blockDim = dim3(decode_merge::kThreads);
-    config.stream = stream;
-    // Programmatic dependent launch (sm_90+): the merge is launched while the decode's last blocks still run and
-    // waits on the device (griddepcontrol.wait) instead of behind a full kernel boundary. Stream capture records
-    // it as a programmatic graph edge.
-    cudaLaunchAttribute attribute{};
-    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attribute.val.programmaticStreamSerializationAllowed = 1;
-    config.attrs = &attribute;
-    config.numAttrs = pdl ? 1 : 0;
-    return cudaLaunchKernelEx(&config, decode_merge::merge_kernel<T, D>, p);
+    // Programmatic dependent launch (sm_90+): the merge is launched while the decode's last blocks still run.
+    const dim3 grid(static_cast<unsigned>(p.kv.batch_size),
+                    static_cast<unsigned>(decode_merge::head_blocks(D, p.num_qo_heads, p.work.num_work,
+                                                                    p.kv.batch_size)));
+    const PdlLaunchConfig merge_launch(grid, dim3(decode_merge::kThreads), stream, pdl);
+    return cudaLaunchKernelEx(&merge_launch.config, decode_merge::merge_kernel<T, D>, p);
   };
   auto dims = [&](auto t) -> cudaError_t {
     switch (p.kv.head_dim) {

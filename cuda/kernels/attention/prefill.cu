@@ -4,10 +4,10 @@
 #include <atomic>
 #include <type_traits>
 
-#include "fi4j/attention/decode_launch.cuh"
 #include "fi4j/attention/prefill.cuh"
 #include "fi4j/attention/prefill_geometry.h"
 #include "fi4j/attention/prefill_launch.h"
+#include "fi4j/common/launch_util.h"
 
 namespace fi4j {
 
@@ -28,7 +28,7 @@ cudaError_t launch_config(const PrefillParams& p, const geom::LaunchShape& s, cu
   static_assert(G::kRowsTile == geom::TileShape{kW, kM}.rows(), "prefill_geometry.h rows per block");
   static_assert(G::kKvTile == geom::kv_tile(D) && G::kStride == geom::smem_stride(D), "prefill_geometry.h tiles");
   static std::atomic<unsigned long long> opted{0};  // one per instantiation
-  const cudaError_t err = decode::opt_in_smem(kernel, kSmem, opted);
+  const cudaError_t err = opt_in_smem(kernel, kSmem, opted);
   if (err != cudaSuccess) return err;
   const dim3 grid(static_cast<unsigned>(s.tiles), static_cast<unsigned>(s.kv_heads));
   kernel<<<grid, 32 * kW, kSmem, stream>>>(p);

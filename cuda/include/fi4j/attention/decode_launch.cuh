@@ -7,28 +7,13 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
 
-#include <atomic>
 #include <type_traits>
 
 #include "fi4j/attention/params.h"
+#include "fi4j/common/launch_util.h"
 
 namespace fi4j {
 namespace decode {
-
-/// Raises a kernel's dynamic shared-memory limit the first time it launches on a device: the attribute belongs to
-/// the function and device, and setting it on every launch cost host time on the run() path. `opted` is the
-/// caller's per-kernel bit set of devices already done (devices >= 64 are set every time).
-template <typename K>
-inline cudaError_t opt_in_smem(K kernel, int bytes, std::atomic<unsigned long long>& opted) {
-  int device = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err != cudaSuccess) return err;
-  const unsigned long long bit = device < 64 ? 1ull << device : 0ull;
-  if (bit != 0 && (opted.load(std::memory_order_acquire) & bit) != 0) return cudaSuccess;
-  err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-  if (err == cudaSuccess) opted.fetch_or(bit, std::memory_order_acq_rel);
-  return err;
-}
 
 /// Carries a type as a value, for the generic lambdas of dispatch_config.
 template <typename T>
