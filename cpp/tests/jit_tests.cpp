@@ -29,6 +29,7 @@
 #include "attention/decode_jit_source.h"
 #include "fi4j/attention/prefill_geometry.h"
 #include "jit/jit_headers.h"
+#include "jit/module_source.h"
 #include "attention/prefill_jit_source.h"
 #include "jit/nvrtc_loader.h"
 #include "attention/prefill_route.h"

@@ -1,25 +1,15 @@
-// Run-time compiled decode, the CUDA half: the module of a configuration loaded into a device through the CUDA
-// runtime's library API (cudaLibraryLoadData: no link-time dependency on the driver library), and its launch.
+// Run-time compiled decode, the CUDA half: the module of a configuration loaded into a device by the shared
+// run-time module loader (jit/module_loader.h), and its launch.
 #pragma once
-
-#include <string>
 
 #include <cuda_runtime_api.h>
 
 #include "fi4j/attention/params.h"
-#include "jit/jit_cache.h"
 #include "attention/decode_jit_source.h"
+#include "jit/module_loader.h"
 
 namespace fi4j {
 namespace jit {
-
-struct PrepareInfo {
-  std::string key;
-  KernelCache::Origin origin = KernelCache::Origin::Memory;  // where the cubin came from
-  bool loaded = false;      // this call loaded the module into the device (first use there)
-  double compile_ms = 0;    // NVRTC time, when this call compiled
-  double total_ms = 0;      // the whole call
-};
 
 /// Makes the module of spec runnable on device (the current device is left as it was): cubin from memory, the
 /// disk cache or NVRTC (once per process), then loaded into the device once. Throws Error (UNSUPPORTED when NVRTC

@@ -1,12 +1,13 @@
-// Run-time compiled prefill, the CUDA half: the module of a configuration loaded into a device through the CUDA
-// runtime's library API, and its launch with the ahead-of-time launcher's geometry (fi4j/attention/prefill_geometry.h).
+// Run-time compiled prefill, the CUDA half: the module of a configuration loaded into a device by the shared
+// run-time module loader (jit/module_loader.h), and its launch with the ahead-of-time launcher's geometry
+// (fi4j/attention/prefill_geometry.h).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include "fi4j/attention/prefill_params.h"
-#include "attention/decode_jit.h"
 #include "attention/prefill_jit_source.h"
+#include "jit/module_loader.h"
 
 namespace fi4j {
 namespace jit {

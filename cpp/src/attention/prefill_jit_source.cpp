@@ -2,7 +2,7 @@
 
 #include "fi4j/attention/prefill_geometry.h"
 #include "flashinfer4j/flashinfer4j.h"
-#include "attention/decode_jit_source.h"
+#include "jit/module_source.h"
 #include "core/status.h"
 
 namespace fi4j {

@@ -1,13 +1,13 @@
 // Run-time compiled prefill, the host-only half: the configuration of one kernel module, its cache key, its
 // generated source and the kernel names in it. No CUDA runtime here (tested on CI); loading and launching are in
-// prefill_jit.cpp, compilation in decode_jit_source.cpp (nvrtc_compile).
+// prefill_jit.cpp, compilation in jit/module_source.h (nvrtc_compile).
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "fi4j/attention/prefill_geometry.h"
-#include "jit/jit_cache.h"
+#include "jit/module_source.h"
 
 namespace fi4j {
 namespace jit {
