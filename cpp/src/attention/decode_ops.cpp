@@ -10,7 +10,7 @@
 #include "core/cuda_util.h"
 #include "fi4j/attention/launch.h"
 #include "fi4j/attention/params.h"
-#include "core/checks.h"
+#include "attention/checks.h"
 #include "attention/decode_route.h"
 #include "attention/decode_jit.h"
 #include "core/status.h"
@@ -27,35 +27,9 @@ bool cuda_append_head_dim_supported(int head_dim) {
 
 /// Throws UNSUPPORTED naming the part of a decode configuration this build cannot run on the device; returns the
 /// route that runs it (decode_route.h: CPU reference, ahead-of-time kernel or run-time compiled kernel).
-Route check_decode_supported(int device, int dtype, int head_dim, int num_qo_heads, int num_kv_heads,
-                                   int path) {
+Route check_decode_supported(int device, int dtype, int head_dim, int num_qo_heads, int num_kv_heads, int path) {
   check_attention_config(device, dtype, head_dim, num_qo_heads, num_kv_heads);
   return require_decode_route(!is_cpu(device), head_dim, path);
-}
-
-/// Checks the contents of host index arrays: monotone indptr within the indices, page ids in range,
-/// last_page_len within 0..page_size (0 exactly when a request has no pages).
-void check_page_table_host(const PagedKv& kv, int64_t num_indices) {
-  const int32_t* indptr = kv.kv_indptr;
-  if (indptr[0] != 0) fail_arg("kv_indptr[0]", "0", indptr[0]);
-  for (int b = 0; b < kv.batch_size; ++b) {
-    if (indptr[b + 1] < indptr[b])
-      fail_arg("kv_indptr[" + std::to_string(b + 1) + "]", ">= kv_indptr[" + std::to_string(b) + "] (" +
-                                                               std::to_string(indptr[b]) + ")", indptr[b + 1]);
-    int last = kv.kv_last_page_len[b];
-    if (indptr[b + 1] == indptr[b]) {
-      if (last != 0) fail_arg("kv_last_page_len[" + std::to_string(b) + "]", "0 for a request with no pages", last);
-    } else if (last < 0 || last > kv.page_size) {
-      fail_arg("kv_last_page_len[" + std::to_string(b) + "]", "in [0, " + std::to_string(kv.page_size) + "]", last);
-    }
-  }
-  if (indptr[kv.batch_size] > num_indices)
-    fail_arg("kv_indptr[" + std::to_string(kv.batch_size) + "]",
-             "<= the number of page indices (" + std::to_string(num_indices) + ")", indptr[kv.batch_size]);
-  for (int64_t i = 0; i < indptr[kv.batch_size]; ++i)
-    if (kv.kv_indices[i] < 0 || kv.kv_indices[i] >= kv.num_pages)
-      fail_arg("kv_indices[" + std::to_string(i) + "]", "in [0, " + std::to_string(kv.num_pages) + ")",
-               kv.kv_indices[i]);
 }
 
 /// Validates a C paged-KV description and converts it; `writes` marks the append target.
@@ -117,7 +91,7 @@ FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* a, void* stre
       check_ptr(a->kv.v, "kv.v", a->single_kv_len > 0, cuda);
     } else {
       check_page_table_pointers(p.kv, a->kv.num_indices);
-      if (!cuda) check_page_table_host(p.kv, a->kv.num_indices);
+      if (!cuda) check_page_table_host(p.kv, a->kv.num_indices, "", "the number of page indices");
     }
     const int64_t batch = p.kv.batch_size;
     if (cuda) {
@@ -261,7 +235,7 @@ FI4J_API int fi4j_append_paged_kv(int device, const fi4j_append_args* a, void* s
     p.v_cache = const_cast<void*>(a->kv.v);
     if (p.nnz == 0) return;
     if (!cuda) {
-      check_page_table_host(p.kv, a->kv.num_indices);
+      check_page_table_host(p.kv, a->kv.num_indices, "", "the number of page indices");
       for (int n = 0; n < p.nnz; ++n) {
         int b = p.batch_indices[n];
         if (b < 0 || b >= p.kv.batch_size)

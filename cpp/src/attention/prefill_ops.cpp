@@ -11,7 +11,7 @@
 #include "core/cuda_util.h"
 #include "fi4j/attention/prefill_launch.h"
 #include "fi4j/attention/prefill_params.h"
-#include "core/checks.h"
+#include "attention/checks.h"
 #include "attention/prefill_jit.h"
 #include "attention/prefill_route.h"
 #include "core/status.h"
@@ -48,23 +48,6 @@ void check_indptr_host(const int32_t* indptr, int batch, const char* name, long 
       fail_arg(at(name, b + 1), ">= " + at(name, b) + " (" + std::to_string(indptr[b]) + ")", indptr[b + 1]);
   if (indptr[batch] > limit) fail_arg(at(name, batch), "<= " + limit_what + " (" + std::to_string(limit) + ")",
                                       indptr[batch]);
-}
-
-/// The contents of a paged cache's page table on the host (the rules of decode_ops.cpp's decode check).
-void check_page_table_host(const PagedKv& kv, int64_t num_indices) {
-  check_indptr_host(kv.kv_indptr, kv.batch_size, "paged_kv.kv_indptr", num_indices,
-                    "paged_kv.num_indices");
-  for (int b = 0; b < kv.batch_size; ++b) {
-    const int last = kv.kv_last_page_len[b];
-    if (kv.kv_indptr[b + 1] == kv.kv_indptr[b]) {
-      if (last != 0) fail_arg(at("paged_kv.kv_last_page_len", b), "0 for a request with no pages", last);
-    } else if (last < 0 || last > kv.page_size) {
-      fail_arg(at("paged_kv.kv_last_page_len", b), "in [0, " + std::to_string(kv.page_size) + "]", last);
-    }
-  }
-  for (int64_t i = 0; i < kv.kv_indptr[kv.batch_size]; ++i)
-    if (kv.kv_indices[i] < 0 || kv.kv_indices[i] >= kv.num_pages)
-      fail_arg(at("paged_kv.kv_indices", i), "in [0, " + std::to_string(kv.num_pages) + ")", kv.kv_indices[i]);
 }
 
 PagedKv make_paged_kv(const fi4j_paged_kv& c, const fi4j_prefill_args& a, bool cuda) {
@@ -201,7 +184,8 @@ PrefillParams make_params(int device, const fi4j_prefill_args& a) {
   if (p.qo_indptr) check_indptr_host(p.qo_indptr, a.batch_size, "qo_indptr", a.nnz_qo, "nnz_qo");
   if (p.kv_storage == KvStorage::Ragged && p.ragged.kv_indptr)
     check_indptr_host(p.ragged.kv_indptr, a.batch_size, "kv_indptr", a.nnz_kv, "nnz_kv");
-  if (p.kv_storage == KvStorage::Paged) check_page_table_host(p.paged, a.paged_kv.num_indices);
+  if (p.kv_storage == KvStorage::Paged)
+    check_page_table_host(p.paged, a.paged_kv.num_indices, "paged_kv.", "paged_kv.num_indices");
   if (p.mask_mode == MaskMode::Custom) {
     const int32_t* mi = p.mask.indptr;
     if (mi && mi[0] != 0) fail_arg("mask_indptr[0]", "0", mi[0]);

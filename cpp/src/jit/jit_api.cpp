@@ -2,7 +2,7 @@
 #include <cstring>
 #include <string>
 
-#include "core/checks.h"
+#include "attention/checks.h"
 #include "attention/decode_route.h"
 #include "flashinfer4j/flashinfer4j.h"
 #include "jit/jit_cache.h"
