@@ -27,25 +27,14 @@ class DecodeRecipe final : public ModuleRecipe {
   const DecodeKernelSpec& spec_;
 };
 
-/// The configuration as the loader's id: dtype, head_dim, soft cap, rope.
-uint64_t spec_id(const DecodeKernelSpec& spec) {
-  return static_cast<uint64_t>(static_cast<uint32_t>(spec.dtype)) << 32 |
-         static_cast<uint64_t>(static_cast<uint32_t>(spec.head_dim)) << 2 | (spec.soft_cap ? 2u : 0u) |
-         (spec.rope ? 1u : 0u);
-}
-
 ModuleLoader* g_modules = new ModuleLoader("decode");  // never freed (exit order)
 
-const LoadedModule& get_loaded(const DecodeKernelSpec& spec, int device, PrepareInfo* info) {
-  return g_modules->get(spec_id(spec), device, DecodeRecipe(spec), info);
-}
+uint64_t spec_id(const DecodeKernelSpec& s) { return kernel_id(s.dtype, s.head_dim, s.soft_cap, s.rope); }
 
 }  // namespace
 
 PrepareInfo prepare_decode(const DecodeKernelSpec& spec, int device) {
-  PrepareInfo info;
-  get_loaded(spec, device, &info);
-  return info;
+  return g_modules->prepare(spec_id(spec), device, DecodeRecipe(spec));
 }
 
 cudaError_t launch_batch_decode_jit(const DecodeParams& p, cudaStream_t stream) {
@@ -57,7 +46,7 @@ cudaError_t launch_batch_decode_jit(const DecodeParams& p, cudaStream_t stream) 
   int device = 0;
   cudaError_t err = cudaGetDevice(&device);
   if (err != cudaSuccess) return err;
-  const LoadedModule& m = get_loaded(spec, device, nullptr);
+  const LoadedModule& m = g_modules->get(spec_id(spec), device, DecodeRecipe(spec));
   if (p.kv.batch_size == 0 || p.kv.num_kv_heads == 0) return cudaSuccess;
   const bool split = p.work.num_work > 0;
   const int items = split ? p.work.num_work : p.kv.batch_size;

@@ -42,25 +42,14 @@ class PrefillRecipe final : public ModuleRecipe {
   const PrefillKernelSpec& spec_;
 };
 
-/// The configuration as the loader's id: dtype, head_dim, soft cap, rope.
-uint64_t spec_id(const PrefillKernelSpec& spec) {
-  return static_cast<uint64_t>(static_cast<uint32_t>(spec.dtype)) << 32 |
-         static_cast<uint64_t>(static_cast<uint32_t>(spec.head_dim)) << 2 | (spec.soft_cap ? 2u : 0u) |
-         (spec.rope ? 1u : 0u);
-}
-
 ModuleLoader* g_modules = new ModuleLoader("prefill");  // never freed (exit order)
 
-const LoadedModule& get_loaded(const PrefillKernelSpec& spec, int device, PrepareInfo* info) {
-  return g_modules->get(spec_id(spec), device, PrefillRecipe(spec), info);
-}
+uint64_t spec_id(const PrefillKernelSpec& s) { return kernel_id(s.dtype, s.head_dim, s.soft_cap, s.rope); }
 
 }  // namespace
 
 PrepareInfo prepare_prefill(const PrefillKernelSpec& spec, int device) {
-  PrepareInfo info;
-  get_loaded(spec, device, &info);
-  return info;
+  return g_modules->prepare(spec_id(spec), device, PrefillRecipe(spec));
 }
 
 cudaError_t launch_batch_prefill_jit(const PrefillParams& p, cudaStream_t stream) {
@@ -75,7 +64,7 @@ cudaError_t launch_batch_prefill_jit(const PrefillParams& p, cudaStream_t stream
   int device = 0;
   cudaError_t err = cudaGetDevice(&device);
   if (err != cudaSuccess) return err;
-  const LoadedModule& m = get_loaded(spec, device, nullptr);
+  const LoadedModule& m = g_modules->get(spec_id(spec), device, PrefillRecipe(spec));
   if (check == prefill_geometry::LaunchCheck::Nothing) return cudaSuccess;
   const cudaKernel_t kernel = m.kernels[slot(s.shape)].kernel;
   const cudaKernel_t merge = m.kernels[kMergeSlot].kernel;

@@ -77,6 +77,13 @@ class ModuleLoader {
   /// when loading fails). info, when not null, tells what this call did.
   const LoadedModule& get(uint64_t id, int device, const ModuleRecipe& recipe, PrepareInfo* info = nullptr);
 
+  /// get, for warm-up: what the call did.
+  PrepareInfo prepare(uint64_t id, int device, const ModuleRecipe& recipe) {
+    PrepareInfo info;
+    get(id, device, recipe, &info);
+    return info;
+  }
+
  private:
   const char* op_;
   std::mutex mutex_;

@@ -25,6 +25,12 @@ std::vector<std::string> nvrtc_options(const std::string& arch);
 Config kernel_config(int dtype, int head_dim, bool soft_cap, bool rope, const char* path, const std::string& source,
                      const std::string& arch);
 
+/// The same configuration (less the source) as the compact id a ModuleLoader keeps the loaded module under.
+inline uint64_t kernel_id(int dtype, int head_dim, bool soft_cap, bool rope) {
+  return static_cast<uint64_t>(static_cast<uint32_t>(dtype)) << 32 |
+         static_cast<uint64_t>(static_cast<uint32_t>(head_dim)) << 2 | (soft_cap ? 2u : 0u) | (rope ? 1u : 0u);
+}
+
 /// FNV-1a of all embedded headers (name and text).
 uint64_t embedded_headers_hash();
 
