@@ -37,12 +37,12 @@ for step in "${steps[@]}"; do
       SANITIZER=$step "$bundle/run-tests.sh" > "$out/$step.txt" 2>&1 || status=1
       grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/$step.txt" | tail -2; tail -1 "$out/$step.txt" ;;
     harness)
-      nvcc -std=c++17 -O2 -arch=sm_90 --expt-relaxed-constexpr -I"$root/cuda/include" "$root"/cuda/tests/decode_harness.cu "$root"/cuda/kernels/decode*.cu \
-        "$root/cuda/kernels/append.cu" -o "$work/harness" && "$work/harness" > "$out/harness.txt" 2>&1 || status=1
+      nvcc -std=c++17 -O2 -arch=sm_90 --expt-relaxed-constexpr -I"$root/cuda/include" "$root"/cuda/tests/decode_harness.cu "$root"/cuda/kernels/attention/decode*.cu \
+        "$root/cuda/kernels/attention/append.cu" -o "$work/harness" && "$work/harness" > "$out/harness.txt" 2>&1 || status=1
       grep -E "^FAIL" "$out/harness.txt" | head; tail -1 "$out/harness.txt" ;;
     prefill-harness)
       nvcc -std=c++17 -O2 -arch=sm_90 --expt-relaxed-constexpr -I"$root/cuda/include" -I"$root/cpp/src" "$root/cuda/tests/prefill_harness.cu" \
-        "$root/cuda/kernels/prefill.cu" "$root/cpp/src/prefill_plan.cpp" -o "$work/ph" && "$work/ph" > "$out/prefill_harness.txt" 2>&1 || status=1
+        "$root/cuda/kernels/attention/prefill.cu" "$root/cpp/src/attention/prefill_plan.cpp" -o "$work/ph" && "$work/ph" > "$out/prefill_harness.txt" 2>&1 || status=1
       grep -E "^FAIL" "$out/prefill_harness.txt" | head; grep -E "passed|split|unsplit" "$out/prefill_harness.txt"; tail -13 "$out/prefill_harness.txt" ;;
     demo) "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" demo 2>&1 | tee "$out/demo.txt" | tail -12 ;;
     spec-verify)
@@ -122,7 +122,7 @@ for step in "${steps[@]}"; do
       for d in "${dims[@]}"; do
         # shellcheck disable=SC2086 # DECODE_BENCH_FLAGS is a list of options
         nvcc -std=c++17 -O3 -arch=sm_90 --expt-relaxed-constexpr -DFI4J_BENCH_D="$d" ${DECODE_BENCH_FLAGS:-} \
-          -I"$root/cuda/include" "$root/cuda/tests/decode_bench.cu" "$root"/cuda/kernels/decode*.cu -o "$work/db$d" &
+          -I"$root/cuda/include" "$root/cuda/tests/decode_bench.cu" "$root"/cuda/kernels/attention/decode*.cu -o "$work/db$d" &
       done
       wait
       for d in "${dims[@]}"; do

@@ -11,9 +11,9 @@
 
 #include "check.h"
 #include "flashinfer4j/flashinfer4j.h"
-#include "half.h"
-#include "prefill_plan.h"
-#include "fi4j/prefill_params.h"
+#include "core/half.h"
+#include "attention/prefill_plan.h"
+#include "fi4j/attention/prefill_params.h"
 
 static bool contains(const char* s, const char* part) { return std::strstr(s, part) != nullptr; }
 

@@ -22,17 +22,18 @@
 #include <sys/wait.h>
 
 #include "check.h"
-#include "decode_route.h"
-#include "fi4j/decode_geometry.h"
+#include "attention/decode_route.h"
+#include "fi4j/attention/decode_geometry.h"
 #include "flashinfer4j/flashinfer4j.h"
-#include "jit_cache.h"
-#include "jit_decode_source.h"
-#include "fi4j/prefill_geometry.h"
-#include "jit_headers.h"
-#include "jit_prefill_source.h"
-#include "nvrtc_loader.h"
-#include "prefill_route.h"
-#include "status.h"
+#include "jit/jit_cache.h"
+#include "attention/decode_jit_source.h"
+#include "fi4j/attention/prefill_geometry.h"
+#include "jit/jit_headers.h"
+#include "jit/module_source.h"
+#include "attention/prefill_jit_source.h"
+#include "jit/nvrtc_loader.h"
+#include "attention/prefill_route.h"
+#include "core/status.h"
 
 using namespace fi4j::jit;
 
@@ -418,22 +419,22 @@ static void test_nvrtc_absent(const std::string& root) {
 
 // Which kernel serves a decode configuration, and the messages when none does.
 static void test_routing() {
-  using fi4j::DecodeRoute;
+  using fi4j::Route;
   using fi4j::route_decode;
   const std::string missing = std::string(kNvrtcMissing) + " (tried libnvrtc.so.13)";
   for (int d : {64, 128, 256}) {
-    CHECK(route_decode(true, d, FI4J_PATH_AUTO, "").route == DecodeRoute::Aot);
-    CHECK(route_decode(true, d, FI4J_PATH_TENSOR_CORES, missing).route == DecodeRoute::Aot);  // no NVRTC needed
+    CHECK(route_decode(true, d, FI4J_PATH_AUTO, "").route == Route::Aot);
+    CHECK(route_decode(true, d, FI4J_PATH_TENSOR_CORES, missing).route == Route::Aot);  // no NVRTC needed
     CHECK(fi4j::decode_head_dim_aot(d) && !fi4j::decode_head_dim_jit(d));
   }
   for (int d : {16, 32, 48, 80, 96, 112, 160, 192, 240}) {
     CHECK(fi4j::decode_head_dim_jit(d));
-    CHECK(route_decode(true, d, FI4J_PATH_AUTO, "").route == DecodeRoute::Jit);
-    CHECK(route_decode(true, d, FI4J_PATH_CUDA_CORES, "").route == DecodeRoute::Jit);
+    CHECK(route_decode(true, d, FI4J_PATH_AUTO, "").route == Route::Jit);
+    CHECK(route_decode(true, d, FI4J_PATH_CUDA_CORES, "").route == Route::Jit);
     const auto tc = route_decode(true, d, FI4J_PATH_TENSOR_CORES, "");
-    CHECK(tc.route == DecodeRoute::Unsupported && contains(tc.reason, "tensor-core"));
+    CHECK(tc.route == Route::Unsupported && contains(tc.reason, "tensor-core"));
     const auto absent = route_decode(true, d, FI4J_PATH_AUTO, missing);
-    CHECK(absent.route == DecodeRoute::Unsupported);
+    CHECK(absent.route == Route::Unsupported);
     // Names the head dim and what to install.
     CHECK(contains(absent.reason, "head_dim " + std::to_string(d)));
     CHECK(contains(absent.reason, "NVRTC") && contains(absent.reason, "install") &&
@@ -442,11 +443,11 @@ static void test_routing() {
   for (int d : {0, 8, 24, 72, 100, 264, 272, 512}) {
     CHECK(!fi4j::decode_head_dim_jit(d) && !fi4j::decode_head_dim_aot(d));
     const auto r = route_decode(true, d, FI4J_PATH_AUTO, "");
-    CHECK(r.route == DecodeRoute::Unsupported);
+    CHECK(r.route == Route::Unsupported);
     CHECK(contains(r.reason, "head_dim " + std::to_string(d)) && contains(r.reason, "multiples of 16"));
   }
   // The CPU reference runs any head dim (its own check limits it to even 2..1024).
-  for (int d : {2, 64, 72, 96, 1024}) CHECK(route_decode(false, d, FI4J_PATH_AUTO, missing).route == DecodeRoute::Cpu);
+  for (int d : {2, 64, 72, 96, 1024}) CHECK(route_decode(false, d, FI4J_PATH_AUTO, missing).route == Route::Cpu);
 }
 
 // Geometry of the CUDA-core kernel: the AOT head dims keep their tiles; every JIT head dim gets a consistent split.
@@ -531,7 +532,7 @@ static void test_decode_source() {
 static void test_embedded_headers(const std::string& root) {
   std::set<std::string> names;
   for (size_t i = 0; i < kNumEmbeddedHeaders; ++i) names.insert(kEmbeddedHeaders[i].name);
-  CHECK(names.count("fi4j/decode.cuh") == 1 && names.count("fi4j/decode_merge.cuh") == 1);
+  CHECK(names.count("fi4j/attention/decode.cuh") == 1 && names.count("fi4j/attention/decode_merge.cuh") == 1);
   DecodeKernelSpec spec;
   spec.dtype = FI4J_BF16;
   spec.head_dim = 96;
@@ -557,6 +558,8 @@ static void test_embedded_headers(const std::string& root) {
   const std::string dir = root + "/nvcc";
   mkdir(dir.c_str(), 0755);
   mkdir((dir + "/fi4j").c_str(), 0755);
+  mkdir((dir + "/fi4j/common").c_str(), 0755);
+  mkdir((dir + "/fi4j/attention").c_str(), 0755);
   for (size_t i = 0; i < kNumEmbeddedHeaders; ++i)
     write_file(dir + "/" + kEmbeddedHeaders[i].name, kEmbeddedHeaders[i].text);
   write_file(dir + "/decode.cu", texts[0]);
@@ -603,18 +606,18 @@ static void test_c_api_kernel_config() {
 
 // Which kernel serves a prefill configuration, and the messages when none does.
 static void test_prefill_routing() {
-  using fi4j::PrefillRoute;
+  using fi4j::Route;
   using fi4j::route_prefill;
   const std::string missing = std::string(kNvrtcMissing) + " (tried libnvrtc.so.13)";
   for (int d : {64, 128, 256}) {
-    CHECK(route_prefill(true, d, missing).route == PrefillRoute::Aot);  // no NVRTC needed
+    CHECK(route_prefill(true, d, missing).route == Route::Aot);  // no NVRTC needed
     CHECK(fi4j::prefill_head_dim_aot(d) && !fi4j::prefill_head_dim_jit(d));
   }
   for (int d : {16, 32, 48, 80, 96, 112, 144, 160, 192, 208, 240}) {
     CHECK(fi4j::prefill_head_dim_jit(d));
-    CHECK(route_prefill(true, d, "").route == PrefillRoute::Jit);
+    CHECK(route_prefill(true, d, "").route == Route::Jit);
     const auto absent = route_prefill(true, d, missing);
-    CHECK(absent.route == PrefillRoute::Unsupported);
+    CHECK(absent.route == Route::Unsupported);
     CHECK(contains(absent.reason, "head_dim " + std::to_string(d)));
     CHECK(contains(absent.reason, "prefill") && contains(absent.reason, "NVRTC") && contains(absent.reason, "install") &&
           contains(absent.reason, "cuda-nvrtc"));
@@ -622,16 +625,16 @@ static void test_prefill_routing() {
   for (int d : {0, 8, 24, 72, 100, 264, 272, 512}) {
     CHECK(!fi4j::prefill_head_dim_jit(d) && !fi4j::prefill_head_dim_aot(d));
     const auto r = route_prefill(true, d, "");
-    CHECK(r.route == PrefillRoute::Unsupported);
+    CHECK(r.route == Route::Unsupported);
     CHECK(contains(r.reason, "head_dim " + std::to_string(d)) && contains(r.reason, "multiples of 16") &&
           contains(r.reason, "prefill"));
   }
-  for (int d : {2, 64, 72, 96, 1024}) CHECK(route_prefill(false, d, missing).route == PrefillRoute::Cpu);
+  for (int d : {2, 64, 72, 96, 1024}) CHECK(route_prefill(false, d, missing).route == Route::Cpu);
   // This process: a JIT head dim routes by whether NVRTC loads here; an AOT one never asks.
-  CHECK(fi4j::require_prefill_route(true, 128) == PrefillRoute::Aot);
+  CHECK(fi4j::require_prefill_route(true, 128) == Route::Aot);
   bool threw = false;
   try {
-    CHECK(fi4j::require_prefill_route(true, 96) == PrefillRoute::Jit);
+    CHECK(fi4j::require_prefill_route(true, 96) == Route::Jit);
     CHECK(nvrtc() != nullptr);
   } catch (const fi4j::Error& e) {
     threw = true;
@@ -767,7 +770,7 @@ static void test_prefill_source() {
   CHECK(prefill_merge_symbol(a) ==
         "_ZN4fi4j7prefill26batch_prefill_merge_kernelINS_10bfloat16_tEEEvNS_13PrefillParamsEi");
   const std::string src = prefill_source(a);
-  CHECK(contains(src, "#include \"fi4j/prefill.cuh\""));
+  CHECK(contains(src, "#include \"fi4j/attention/prefill.cuh\""));
   CHECK(contains(src, "template __global__ void fi4j::prefill::batch_prefill_kernel<fi4j::bfloat16_t, 96, 1, 4, false, false>"));
   CHECK(contains(src, "batch_prefill_kernel<fi4j::bfloat16_t, 96, 2, 8, false, false>"));
   CHECK(contains(src, "batch_prefill_merge_kernel<fi4j::bfloat16_t>"));
@@ -803,7 +806,7 @@ static bool file_contains(const std::string& path, const std::string& needle) {
 static void test_prefill_compiles(const std::string& root) {
   std::set<std::string> names;
   for (size_t i = 0; i < kNumEmbeddedHeaders; ++i) names.insert(kEmbeddedHeaders[i].name);
-  for (const char* h : {"fi4j/prefill.cuh", "fi4j/prefill_geometry.h", "fi4j/mma.cuh", "fi4j/prefill_params.h"})
+  for (const char* h : {"fi4j/attention/prefill.cuh", "fi4j/attention/prefill_geometry.h", "fi4j/common/mma.cuh", "fi4j/attention/prefill_params.h"})
     CHECK(names.count(h) == 1);
   const std::vector<PrefillKernelSpec> specs = {prefill_spec(FI4J_BF16, 96, false, false),
                                                 prefill_spec(FI4J_F16, 192, true, true),
@@ -825,6 +828,8 @@ static void test_prefill_compiles(const std::string& root) {
   const std::string dir = root + "/nvcc-prefill";
   mkdir(dir.c_str(), 0755);
   mkdir((dir + "/fi4j").c_str(), 0755);
+  mkdir((dir + "/fi4j/common").c_str(), 0755);
+  mkdir((dir + "/fi4j/attention").c_str(), 0755);
   for (size_t i = 0; i < kNumEmbeddedHeaders; ++i)
     write_file(dir + "/" + kEmbeddedHeaders[i].name, kEmbeddedHeaders[i].text);
   int n = 0;

@@ -1,7 +1,7 @@
 // Standalone CUDA-event benchmark of batch decode on the PEERS.md shapes: bf16, page 16, NHD, head_dim 128.
 //
 // Build and run from the repository root (one line):
-//   /usr/local/cuda/bin/nvcc -std=c++17 -O3 -arch=sm_90 --expt-relaxed-constexpr -Icuda/include cuda/tests/decode_bench.cu cuda/kernels/decode.cu cuda/kernels/decode_tc.cu -o /tmp/decode_bench && /tmp/decode_bench
+//   /usr/local/cuda/bin/nvcc -std=c++17 -O3 -arch=sm_90 --expt-relaxed-constexpr -Icuda/include cuda/tests/decode_bench.cu cuda/kernels/attention/decode.cu cuda/kernels/attention/decode_tc.cu -o /tmp/decode_bench && /tmp/decode_bench
 //
 // For each shape (B x kv_len, H_qo/H_kv) and each configuration (CUDA-core or tensor-core path; no split, or a
 // simple split-KV partition into equal page-aligned chunks: "s-" with the most chunks that keep
@@ -28,8 +28,8 @@
 #include <random>
 #include <vector>
 
-#include "fi4j/decode_launch.cuh"
-#include "fi4j/launch.h"
+#include "fi4j/attention/decode_launch.cuh"
+#include "fi4j/attention/launch.h"
 #include "harness_util.cuh"
 
 

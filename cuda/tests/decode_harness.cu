@@ -4,7 +4,7 @@
 // that the two paths agree.
 //
 // Build and run from the repository root (one line):
-//   /usr/local/cuda/bin/nvcc -std=c++17 -O2 -arch=sm_90 --expt-relaxed-constexpr -Icuda/include cuda/tests/decode_harness.cu cuda/kernels/decode.cu cuda/kernels/decode_tc.cu cuda/kernels/append.cu -o /tmp/harness && /tmp/harness
+//   /usr/local/cuda/bin/nvcc -std=c++17 -O2 -arch=sm_90 --expt-relaxed-constexpr -Icuda/include cuda/tests/decode_harness.cu cuda/kernels/attention/decode.cu cuda/kernels/attention/decode_tc.cu cuda/kernels/attention/append.cu -o /tmp/harness && /tmp/harness
 // Prints one line per case and "N passed, M failed"; exits non-zero on any failure or CUDA error.
 //
 // Every output buffer (including stride padding) is poisoned with 0xff bytes (NaN in fp16, bf16 and fp32) before
@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "fi4j/launch.h"
+#include "fi4j/attention/launch.h"
 #include "harness_util.cuh"
 
 using fi4j::DType;

@@ -11,7 +11,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "fi4j/params.h"
+#include "fi4j/attention/params.h"
 
 /// Runs a CUDA runtime call; on failure prints where and why and exits with status 2.
 #define CUDA_CHECK(call)                                                                                  \

@@ -1,7 +1,7 @@
 // Standalone GPU test of the tensor-core batch prefill kernel (prefill.cuh) against a float64 CPU reference.
 //
 // Build and run from the repository root (one line):
-//   /usr/local/cuda/bin/nvcc -std=c++17 -O2 -arch=sm_90 --expt-relaxed-constexpr -Icuda/include -Icpp/src cuda/tests/prefill_harness.cu cuda/kernels/prefill.cu cpp/src/prefill_plan.cpp -o /tmp/ph && /tmp/ph
+//   /usr/local/cuda/bin/nvcc -std=c++17 -O2 -arch=sm_90 --expt-relaxed-constexpr -Icuda/include -Icpp/src cuda/tests/prefill_harness.cu cuda/kernels/attention/prefill.cu cpp/src/attention/prefill_plan.cpp -o /tmp/ph && /tmp/ph
 // Prints one line per case, "N passed, M failed", then a timing section; exits non-zero on any failure.
 //
 // Random batches mix qo_len 0..300 (empty requests included), kv_len above and below qo_len (rows that see
@@ -24,9 +24,9 @@
 #include <string>
 #include <vector>
 
-#include "fi4j/prefill_launch.h"
+#include "fi4j/attention/prefill_launch.h"
 #include "harness_util.cuh"
-#include "prefill_plan.h"  // cpp/src: the host split planner
+#include "attention/prefill_plan.h"  // cpp/src: the host split planner
 
 using fi4j::DType;
 using fi4j::KvStorage;
