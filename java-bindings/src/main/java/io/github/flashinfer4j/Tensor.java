@@ -100,6 +100,10 @@ public final class Tensor implements AutoCloseable {
    * Allocates a contiguous tensor; {@code what} names its owner in a leak warning ("PageTable", "PagedKvCache").
    */
   static Tensor allocate(String what, Device device, DType dtype, long... shape) {
+    return allocate(what, true, device, dtype, shape);
+  }
+
+  private static Tensor allocate(String what, boolean tracked, Device device, DType dtype, long... shape) {
     Native.ensureLoaded();
     check(device != null, "device", "non-null", "null");
     check(dtype != null, "dtype", "non-null", "null");
@@ -109,8 +113,10 @@ public final class Tensor implements AutoCloseable {
     Native.check(Fi4j.fi4j_malloc(device.code(), bytes, out));
     long addr = out.address();
     try {
-      Native.Resource resource = Native.Resource.owning(Native.freeMemory(device.code(), addr),
-          new Native.AllocationInfo(what, dtype, s, device, bytes));
+      Native.Release release = Native.freeMemory(device.code(), addr);
+      Native.AllocationInfo info = new Native.AllocationInfo(what, dtype, s, device, bytes);
+      Native.Resource resource = tracked ? Native.Resource.owning(release, info)
+          : Native.Resource.owningUntracked(release, info);
       return new Tensor(new Memory(device, addr, bytes, resource), addr, dtype, s, contiguousStrides(s), true);
     } catch (RuntimeException | Error e) {
       Fi4j.fi4j_free(device.code(), Native.pointer(addr));
@@ -318,7 +324,7 @@ public final class Tensor implements AutoCloseable {
    * {@code stream} (null = default) for CUDA.
    */
   public void fillUniform(long seed, float scale, Stream stream) {
-    Checks.open(this, "t");
+    checkOpen();
     Checks.check(isContiguous(), "t", "contiguous", "strides " + Arrays.toString(strides));
     Checks.check(dtype.isFloatingPoint(), "t.dtype", "F16, BF16 or F32", dtype);
     Checks.check(Float.isFinite(scale), "scale", "finite", scale);
@@ -585,7 +591,7 @@ public final class Tensor implements AutoCloseable {
 
   void checkOpen() {
     if (!isOpen()) {
-      throw new IllegalStateException("tensor is closed: " + this);
+      throw new IllegalStateException("Tensor is closed: " + this);
     }
   }
 
@@ -596,7 +602,7 @@ public final class Tensor implements AutoCloseable {
 
   private void pin() {
     if (viewClosed) {
-      throw new IllegalStateException("tensor is closed: " + this);
+      throw new IllegalStateException("Tensor is closed: " + this);
     }
     memory.resource.pin();
   }
@@ -712,6 +718,11 @@ public final class Tensor implements AutoCloseable {
     @Override
     public Tensor allocate(String what, Device device, DType dtype, long... shape) {
       return Tensor.allocate(what, device, dtype, shape);
+    }
+
+    @Override
+    public Tensor allocateUntracked(String what, Device device, DType dtype, long... shape) {
+      return Tensor.allocate(what, false, device, dtype, shape);
     }
 
     @Override

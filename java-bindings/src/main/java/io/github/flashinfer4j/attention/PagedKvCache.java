@@ -180,7 +180,7 @@ public final class PagedKvCache implements AutoCloseable {
 
   void checkOpen() {
     if (!isOpen()) {
-      throw new IllegalStateException("paged KV cache (or the tensors it views) is closed");
+      throw new IllegalStateException("PagedKvCache is closed (or a tensor it views is)");
     }
   }
 
