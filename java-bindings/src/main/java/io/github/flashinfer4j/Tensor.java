@@ -173,6 +173,8 @@ public final class Tensor implements AutoCloseable {
     Native.ensureLoaded();
     check(device != null, "device", "non-null", "null");
     check(dtype != null, "dtype", "non-null", "null");
+    check(shape != null, "shape", "non-null", "null");
+    check(strides != null, "strides", "non-null", "null");
     check(address != 0, "address", "non-zero", "0");
     check(address % dtype.byteSize() == 0, "address",
         "aligned to the " + dtype.byteSize() + "-byte elements of " + dtype, "0x" + Long.toHexString(address));
@@ -295,9 +297,9 @@ public final class Tensor implements AutoCloseable {
   }
 
   /** A view with a new shape over the same contiguous elements. */
-  public Tensor reshape(long... newShape) {
+  public Tensor reshape(long... shape) {
     checkOpen();
-    long[] s = checkShape(newShape);
+    long[] s = checkShape(shape);
     check(numelOf(s) == numel(), "shape", "of " + numel() + " elements", Arrays.toString(s));
     check(isContiguous(), "tensor", "contiguous to reshape", "strides " + Arrays.toString(strides));
     return new Tensor(memory, address, dtype, s, contiguousStrides(s), false);

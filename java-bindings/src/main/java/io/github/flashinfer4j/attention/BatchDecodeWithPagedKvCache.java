@@ -159,7 +159,8 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
   /** Plans with default plan options on the default stream. */
   public DecodePlan plan(PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, int pageSize,
       DType dtype, AttentionOptions options) {
-    return plan(pageTable, numQoHeads, numKvHeads, headDim, pageSize, dtype, options, DecodePlanOptions.defaults(), null);
+    return plan(pageTable, numQoHeads, numKvHeads, headDim, pageSize, dtype, options, DecodePlanOptions.defaults(),
+        null);
   }
 
   /**
@@ -281,6 +282,7 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
    */
   public synchronized void run(Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
     checkOpen();
+    requireOperands(q, cache, out);
     DecodePlan plan = latest;
     if (plan == null) {
       throw new IllegalStateException("plan() must be called before run()");
@@ -304,11 +306,21 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
       Stream stream) {
     checkOpen();
     Checks.notNull(plan, "plan");
+    requireOperands(q, cache, out);
     if (plan.owner != this) {
       throw InvalidArgumentException.of("plan", "a plan made by this wrapper's plan() (on " + device + ")",
           "a plan of another BatchDecodeWithPagedKvCache (on " + plan.device() + ")");
     }
     runPlan(plan, q, cache, out, lse, stream);
+  }
+
+  /** The null policy first: a required operand that is null is named before anything else is checked. */
+  private static void requireOperands(Tensor q, PagedKvCache cache, Tensor out) {
+    if (q == null || cache == null || out == null) {
+      Checks.notNull(q, "q");
+      Checks.notNull(cache, "cache");
+      Checks.notNull(out, "out");
+    }
   }
 
   private void runPlan(DecodePlan plan, Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {

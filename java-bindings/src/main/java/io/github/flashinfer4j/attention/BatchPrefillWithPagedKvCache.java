@@ -27,18 +27,18 @@ import io.github.flashinfer4j.lowlevel.Fi4j;
  * <p>Plan/run as in {@link BatchDecodeWithPagedKvCache}: {@link #plan} validates the batch on the host, plans the
  * work and copies the query offsets (and a custom mask, packed) into the device's memory; {@link #run} may then be
  * called for every layer with that layer's q and cache, does argument checks and the launch only, and never
- * allocates. The page table must stay open while runs use it. Each plan owns its copies ({@link PrefillPlan}:
- * freed by its close, the wrapper's close, or when unreachable). Backends: the CPU reference and CUDA (head dims 64, 128, 256;
- * plan() throws {@link UnsupportedConfigurationException} for what the device cannot run).
+ * allocates. The page table must stay open while runs use it. Each plan owns its copies ({@link PrefillPlan}: freed
+ * by its close, the wrapper's close, or when unreachable). Backends: the CPU reference and CUDA (head dims 64, 128,
+ * 256; plan() throws {@link UnsupportedConfigurationException} for what the device cannot run).
  *
- * <p>CUDA graphs: {@link #run} launches its kernels (two for a split-KV plan) and neither allocates, copies nor synchronises, so it can be
- * captured ({@link CudaGraph#capture}) on a created stream after plan(). A replay reads whatever q and the cache
- * pages hold then (write new contents into the same tensors) and writes the captured out and lse. The graph keeps
- * this plan's device copies (query offsets, packed mask), the page table's device arrays and the launch grid of
- * this batch: it is valid until a later split plan() of this
- * wrapper overwrites the work list in the workspace (a plan that does not split leaves it alone) or the wrapper is
- * closed; the graph keeps the plan's copies allocated even if the plan is closed and while the page table stays open. A
- * new batch composition (lengths, pages, mask) needs a new plan and a new capture.
+ * <p>CUDA graphs: {@link #run} launches its kernels (two for a split-KV plan) and neither allocates, copies nor
+ * synchronises, so it can be captured ({@link CudaGraph#capture}) on a created stream after plan(). A replay reads
+ * whatever q and the cache pages hold then (write new contents into the same tensors) and writes the captured out
+ * and lse. The graph keeps this plan's device copies (query offsets, packed mask), the page table's device arrays
+ * and the launch grid of this batch: it is valid until a later split plan() of this wrapper overwrites the work list
+ * in the workspace (a plan that does not split leaves it alone) or the wrapper is closed, and while the page table
+ * stays open; the graph keeps the plan's copies allocated even if the plan is closed. A new batch composition
+ * (lengths, pages, mask) needs a new plan and a new capture.
  *
  * <h2>Plans are values</h2>
  * {@link #plan} returns a {@link PrefillPlan}, an immutable value holding everything a run needs (and its own device
@@ -77,7 +77,8 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
   public BatchPrefillWithPagedKvCache(Device device, Tensor workspace) {
     this.device = Checks.notNull(device, "device");
     Native.ensureLoaded();
-    this.workspace = new PlanWorkspace("BatchPrefillWithPagedKvCache", device, workspace, device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);
+    this.workspace = new PlanWorkspace("BatchPrefillWithPagedKvCache", device, workspace,
+        device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);
   }
 
   public Device device() {
@@ -90,8 +91,8 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
   }
 
   /** Plans with default options on the default stream. */
-  public PrefillPlan plan(int[] qoIndptr, PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, DType dtype,
-      AttentionMask mask) {
+  public PrefillPlan plan(int[] qoIndptr, PageTable pageTable, int numQoHeads, int numKvHeads, int headDim,
+      DType dtype, AttentionMask mask) {
     return plan(qoIndptr, pageTable, numQoHeads, numKvHeads, headDim, dtype, mask, AttentionOptions.defaults(), null);
   }
 
@@ -105,10 +106,14 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
    * Earlier plans stay open (see {@link PrefillPlan} for when their copies are freed); a split plan supersedes the
    * earlier split plans of this wrapper.
    */
-  public synchronized PrefillPlan plan(int[] qoIndptr, PageTable pageTable, int numQoHeads, int numKvHeads, int headDim,
-      DType dtype, AttentionMask mask, AttentionOptions options, Stream stream) {
+  public synchronized PrefillPlan plan(int[] qoIndptr, PageTable pageTable, int numQoHeads, int numKvHeads,
+      int headDim, DType dtype, AttentionMask mask, AttentionOptions options, Stream stream) {
     checkOpen();
+    Checks.notNull(qoIndptr, "qoIndptr");
     Checks.open(pageTable, "pageTable");
+    Checks.notNull(dtype, "dtype");
+    Checks.notNull(mask, "mask");
+    Checks.notNull(options, "options");
     Checks.check(pageTable.device().equals(device), "pageTable.device", device.toString(), pageTable.device());
     Prefilling.checkIndptr(qoIndptr, "qoIndptr");
     int batch = pageTable.batchSize();
@@ -135,6 +140,7 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
    */
   public synchronized void run(Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
     checkOpen();
+    requireOperands(q, cache, out);
     PrefillPlan plan = latest;
     if (plan == null) {
       throw new IllegalStateException("plan() must be called before run()");
@@ -159,7 +165,15 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
       Stream stream) {
     checkOpen();
     Checks.notNull(plan, "plan");
+    requireOperands(q, cache, out);
     runPlan(plan, q, cache, out, lse, stream);
+  }
+
+  /** The null policy first: a required operand that is null is named before anything else is checked. */
+  private static void requireOperands(Tensor q, PagedKvCache cache, Tensor out) {
+    Checks.notNull(q, "q");
+    Checks.notNull(cache, "cache");
+    Checks.notNull(out, "out");
   }
 
   private void runPlan(PrefillPlan plan, Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {

@@ -26,19 +26,20 @@ import io.github.flashinfer4j.lowlevel.Fi4j;
  * log-sum-exp of the scaled (and soft-capped) logits. Masks, window, soft cap, sm scale and RoPE as in SPEC.md.
  *
  * <p>Plan/run as in {@link BatchDecodeWithPagedKvCache}: {@link #plan} validates the batch on the host, plans the
- * work and copies the offsets (and a custom mask, packed) into the device's memory; {@link #run} may then be
- * called for every layer, does argument checks and the launch only, and never allocates.
- * Each plan owns its copies ({@link PrefillPlan}: freed by its close, the wrapper's close, or when unreachable). Backends: the CPU reference and CUDA
+ * work and copies the offsets (and a custom mask, packed) into the device's memory; {@link #run} may then be called
+ * for every layer, does argument checks and the launch only, and never allocates. Each plan owns its copies ({@link
+ * PrefillPlan}: freed by its close, the wrapper's close, or when unreachable). Backends: the CPU reference and CUDA
  * (head dims 64, 128, 256 ahead of time; the other multiples of 16 up to 256 compiled at run time by plan(), see
  * {@link Flashinfer4j}).
  *
- * <p>CUDA graphs: {@link #run} launches its kernels (two for a split-KV plan) and neither allocates, copies nor synchronises, so it can be
- * captured ({@link CudaGraph#capture}) on a created stream after plan(). A replay reads whatever q, k and v hold
- * then (write new contents into the same tensors) and writes the captured out and lse. The graph keeps this plan's
- * device copies (offsets, packed mask) and the launch grid of this batch: it is valid until a later split plan() of this
- * wrapper overwrites the work list in the workspace (a plan that does not split leaves it alone) or the wrapper is
- * closed; the graph keeps the plan's copies allocated even if the plan is closed. A new batch composition needs a new plan and a new capture. This is also the way to
- * capture a single request with a custom mask (a batch of one), which {@link SinglePrefill} cannot.
+ * <p>CUDA graphs: {@link #run} launches its kernels (two for a split-KV plan) and neither allocates, copies nor
+ * synchronises, so it can be captured ({@link CudaGraph#capture}) on a created stream after plan(). A replay reads
+ * whatever q, k and v hold then (write new contents into the same tensors) and writes the captured out and lse. The
+ * graph keeps this plan's device copies (offsets, packed mask) and the launch grid of this batch: it is valid until
+ * a later split plan() of this wrapper overwrites the work list in the workspace (a plan that does not split leaves
+ * it alone) or the wrapper is closed; the graph keeps the plan's copies allocated even if the plan is closed. A new
+ * batch composition needs a new plan and a new capture. This is also the way to capture a single request with a
+ * custom mask (a batch of one), which {@link SinglePrefill} cannot.
  *
  * <h2>Plans are values</h2>
  * {@link #plan} returns a {@link PrefillPlan}, an immutable value holding everything a run needs (and its own device
@@ -82,7 +83,8 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
     this.device = Checks.notNull(device, "device");
     this.layout = Checks.notNull(layout, "layout");
     Native.ensureLoaded();
-    this.workspace = new PlanWorkspace("BatchPrefillWithRaggedKvCache", device, workspace, device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);
+    this.workspace = new PlanWorkspace("BatchPrefillWithRaggedKvCache", device, workspace,
+        device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);
   }
 
   public Device device() {
@@ -117,6 +119,11 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
   public synchronized PrefillPlan plan(int[] qoIndptr, int[] kvIndptr, int numQoHeads, int numKvHeads, int headDim,
       DType dtype, AttentionMask mask, AttentionOptions options, Stream stream) {
     checkOpen();
+    Checks.notNull(qoIndptr, "qoIndptr");
+    Checks.notNull(kvIndptr, "kvIndptr");
+    Checks.notNull(dtype, "dtype");
+    Checks.notNull(mask, "mask");
+    Checks.notNull(options, "options");
     Prefilling.checkIndptr(qoIndptr, "qoIndptr");
     Prefilling.checkIndptr(kvIndptr, "kvIndptr");
     Checks.check(kvIndptr.length == qoIndptr.length, "kvIndptr.length", "qoIndptr.length = " + qoIndptr.length,
@@ -143,6 +150,7 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
    */
   public synchronized void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Stream stream) {
     checkOpen();
+    requireOperands(q, k, v, out);
     PrefillPlan plan = latest;
     if (plan == null) {
       throw new IllegalStateException("plan() must be called before run()");
@@ -166,7 +174,16 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
       Stream stream) {
     checkOpen();
     Checks.notNull(plan, "plan");
+    requireOperands(q, k, v, out);
     runPlan(plan, q, k, v, out, lse, stream);
+  }
+
+  /** The null policy first: a required operand that is null is named before anything else is checked. */
+  private static void requireOperands(Tensor q, Tensor k, Tensor v, Tensor out) {
+    Checks.notNull(q, "q");
+    Checks.notNull(k, "k");
+    Checks.notNull(v, "v");
+    Checks.notNull(out, "out");
   }
 
   private void runPlan(PrefillPlan plan, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Stream stream) {

@@ -95,6 +95,8 @@ public final class PagedKv {
    */
   public static void append(Tensor keys, Tensor values, int[] batchIndices, int[] positions, PagedKvCache cache,
       PageTable pageTable, Stream stream) {
+    Checks.notNull(keys, "keys");
+    Checks.notNull(values, "values");
     Checks.notNull(batchIndices, "batchIndices");
     Checks.notNull(positions, "positions");
     Checks.notNull(cache, "cache");
@@ -136,6 +138,10 @@ public final class PagedKv {
    */
   public static void append(Tensor keys, Tensor values, Tensor batchIndices, Tensor positions, PagedKvCache cache,
       PageTable pageTable, Stream stream) {
+    Checks.notNull(keys, "keys");
+    Checks.notNull(values, "values");
+    Checks.notNull(batchIndices, "batchIndices");
+    Checks.notNull(positions, "positions");
     Checks.notNull(cache, "cache");
     Checks.notNull(pageTable, "pageTable");
     checkTokens(keys, values, cache);
