@@ -6,15 +6,19 @@ import io.github.flashinfer4j.lowlevel.Fi4j;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerPointer;
 
-/** A CUDA event for timing work on a stream (CUDA devices only). Use from one thread at a time. */
+/**
+ * A CUDA event for timing work on a stream (CUDA devices only). Safe to use from several threads; a close racing
+ * with a use waits for its native call, and later uses throw {@link IllegalStateException}.
+ */
 public final class CudaEvent implements AutoCloseable {
   private final Device device;
   private final long handle;
-  private boolean closed;
+  private final Native.Resource resource;
 
-  private CudaEvent(Device device, long handle) {
+  private CudaEvent(Device device, long handle, Native.Resource resource) {
     this.device = device;
     this.handle = handle;
+    this.resource = resource;
   }
 
   /** A new event on a CUDA device; {@link UnsupportedConfigurationException} for the CPU backend. */
@@ -26,39 +30,69 @@ public final class CudaEvent implements AutoCloseable {
     Native.ensureLoaded();
     try (PointerPointer<Pointer> out = new PointerPointer<>(1)) {
       Native.check(Fi4j.fi4j_event_create(device.code(), out));
-      return new CudaEvent(device, out.get(0).address());
+      long h = out.get(0).address();
+      int code = device.code();
+      try {
+        return new CudaEvent(device, h, Native.Resource.owning(
+            () -> Native.check(Fi4j.fi4j_event_destroy(code, Native.pointer(h))), "CudaEvent(" + device + ")"));
+      } catch (RuntimeException | Error e) {
+        Fi4j.fi4j_event_destroy(code, Native.pointer(h));
+        throw e;
+      }
     }
+  }
+
+  public Device device() {
+    return device;
   }
 
   /** Records the event on {@code stream} (null = default stream). */
   public void record(Stream stream) {
     checkOpen();
     Checks.stream(stream, device);
-    Native.check(Fi4j.fi4j_event_record(device.code(), Native.pointer(handle),
-        stream == null ? null : stream.pointer()));
+    try (Native.Pins pins = new Native.Pins()) {
+      pins.add(resource);
+      Native.check(Fi4j.fi4j_event_record(device.code(), Native.pointer(handle),
+          stream == null ? null : stream.pointer(pins)));
+    }
   }
 
   /** Milliseconds from {@code start} to this event, waiting for this event to complete. */
   public float elapsedMillisSince(CudaEvent start) {
     checkOpen();
     Checks.notNull(start, "start");
-    start.checkOpen();
+    if (!start.isOpen()) {
+      throw Checks.closed("start", start);
+    }
     float[] ms = new float[1];
-    Native.check(Fi4j.fi4j_event_elapsed_ms(device.code(), Native.pointer(start.handle), Native.pointer(handle), ms));
+    try (Native.Pins pins = new Native.Pins()) {
+      pins.add(start.resource);
+      pins.add(resource);
+      Native.check(Fi4j.fi4j_event_elapsed_ms(device.code(), Native.pointer(start.handle), Native.pointer(handle),
+          ms));
+    }
     return ms[0];
   }
 
+  /** Whether the event can still be used; safe to call from any thread. */
+  public boolean isOpen() {
+    return !resource.isClosed();
+  }
+
   private void checkOpen() {
-    if (closed) {
-      throw new IllegalStateException("CUDA event is closed");
+    if (!isOpen()) {
+      throw Checks.closed("CudaEvent");
     }
   }
 
+  /** Destroys the event; idempotent. A never-closed event is destroyed by a Cleaner once unreachable. */
   @Override
   public void close() {
-    if (!closed) {
-      closed = true;
-      Native.check(Fi4j.fi4j_event_destroy(device.code(), Native.pointer(handle)));
-    }
+    resource.close();
+  }
+
+  @Override
+  public String toString() {
+    return "CudaEvent(" + device + (isOpen() ? "" : ", closed") + ")";
   }
 }

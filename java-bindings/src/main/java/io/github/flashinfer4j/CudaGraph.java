@@ -20,77 +20,114 @@ import org.bytedeco.javacpp.PointerPointer;
  * {@link io.github.flashinfer4j.attention.SinglePrefill} is capturable without a custom mask.
  *
  * <p>Replays skip every host-side check: the checks ran once, at capture; the caller keeps the captured tensors
- * open and their shapes unchanged. Use from one thread at a time.
+ * open and their shapes unchanged. Replay, close and isOpen are safe to call from several threads (a close
+ * racing a replay waits for its launch).
  */
 public final class CudaGraph implements AutoCloseable {
   private final Device device;
   private final long exec;
-  private final Native.Pins retained;  // every buffer the captured work uses stays allocated while the graph exists
-  private boolean closed;
+  // the executable graph; its release destroys it and then drops the pins that keep the captured buffers allocated
+  private final Native.Resource resource;
 
-  private CudaGraph(Device device, long exec, Native.Pins retained) {
+  private CudaGraph(Device device, long exec, Native.Resource resource) {
     this.device = device;
     this.exec = exec;
-    this.retained = retained;
+    this.resource = resource;
   }
 
   /**
    * Captures what {@code work} queues on {@code stream} (a created stream, not the default one). Work queued on
-   * other streams of this thread during the capture is an error, as is anything that synchronises.
+   * other streams of this thread during the capture is an error, as is anything that synchronises. The stream is
+   * pinned for the whole capture: a concurrent close of it waits until the capture has ended.
    */
   public static CudaGraph capture(Stream stream, Runnable work) {
-    Checks.notNull(stream, "stream");
+    Checks.open(stream, "stream");
     Checks.notNull(work, "work");
     Device device = stream.device();
     if (device.isCpu()) {
       throw new UnsupportedConfigurationException("CUDA graphs need a CUDA device, got the CPU backend");
     }
-    Native.check(Fi4j.fi4j_graph_capture_begin(device.code(), stream.pointer()));
-    RuntimeException failure = null;
-    Native.Pins retained = Native.Pins.beginRetention();
-    try {
-      work.run();
-    } catch (RuntimeException e) {
-      failure = e;
-    } finally {
-      Native.Pins.endRetention();
-    }
-    try (PointerPointer<Pointer> out = new PointerPointer<>(1)) {
-      int status = Fi4j.fi4j_graph_capture_end(device.code(), stream.pointer(), out);
-      if (failure != null) {
-        if (status == Fi4j.FI4J_OK) {
-          Fi4j.fi4j_graph_destroy(device.code(), out.get(0));
+    try (Native.Pins streamPins = new Native.Pins()) {
+      Pointer s = stream.pointer(streamPins);
+      Native.check(Fi4j.fi4j_graph_capture_begin(device.code(), s));
+      RuntimeException failure = null;
+      Native.Pins retained = Native.Pins.beginRetention();
+      try {
+        work.run();
+      } catch (RuntimeException e) {
+        failure = e;
+      } finally {
+        Native.Pins.endRetention();
+      }
+      try (PointerPointer<Pointer> out = new PointerPointer<>(1)) {
+        int status = Fi4j.fi4j_graph_capture_end(device.code(), s, out);
+        if (failure != null) {
+          if (status == Fi4j.FI4J_OK) {
+            Fi4j.fi4j_graph_destroy(device.code(), out.get(0));
+          }
+          retained.close();
+          throw failure;
         }
-        retained.close();
-        throw failure;
+        if (status != Fi4j.FI4J_OK) {
+          retained.close();
+          Native.check(status);
+        }
+        long exec = out.get(0).address();
+        int code = device.code();
+        Native.Resource resource;
+        try {
+          resource = Native.Resource.owning(() -> {
+            try {
+              Native.check(Fi4j.fi4j_graph_destroy(code, Native.pointer(exec)));
+            } finally {
+              retained.close();
+            }
+          }, "CudaGraph(" + device + ")");
+        } catch (RuntimeException | Error e) {
+          Fi4j.fi4j_graph_destroy(code, Native.pointer(exec));
+          retained.close();
+          throw e;
+        }
+        return new CudaGraph(device, exec, resource);
       }
-      if (status != Fi4j.FI4J_OK) {
-        retained.close();
-        Native.check(status);
-      }
-      return new CudaGraph(device, out.get(0).address(), retained);
     }
   }
 
-  /** Launches the captured work on {@code stream}. */
+  /**
+   * Launches the captured work on {@code stream}. The graph and the stream are pinned for the launch: a concurrent
+   * close waits for it (and later replays throw IllegalStateException).
+   */
   public void replay(Stream stream) {
-    if (closed) {
-      throw new IllegalStateException("CUDA graph is closed");
-    }
-    Checks.notNull(stream, "stream");
+    checkOpen();
+    Checks.open(stream, "stream");
     Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
-    Native.check(Fi4j.fi4j_graph_launch(device.code(), Native.pointer(exec), stream.pointer()));
+    try (Native.Pins pins = new Native.Pins()) {
+      pins.add(resource);
+      Native.check(Fi4j.fi4j_graph_launch(device.code(), Native.pointer(exec), stream.pointer(pins)));
+    }
   }
 
+  public Device device() {
+    return device;
+  }
+
+  /** Whether the graph can still be replayed; safe to call from any thread. */
+  public boolean isOpen() {
+    return !resource.isClosed();
+  }
+
+  private void checkOpen() {
+    if (!isOpen()) {
+      throw Checks.closed("CudaGraph");
+    }
+  }
+
+  /**
+   * Destroys the graph and releases the buffers it kept allocated; idempotent. A replay still launching waits for
+   * it. A graph that is never closed is destroyed by a Cleaner once unreachable (with a WARNING log).
+   */
   @Override
   public void close() {
-    if (!closed) {
-      closed = true;
-      try {
-        Native.check(Fi4j.fi4j_graph_destroy(device.code(), Native.pointer(exec)));
-      } finally {
-        retained.close();
-      }
-    }
+    resource.close();
   }
 }

@@ -1,11 +1,11 @@
 package io.github.flashinfer4j;
 
+import io.github.flashinfer4j.internal.Checks;
 import io.github.flashinfer4j.internal.Jit;
 import io.github.flashinfer4j.internal.Native;
 import io.github.flashinfer4j.lowlevel.Fi4j;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Objects;
 import java.util.Optional;
 
 /**
@@ -37,9 +37,9 @@ public final class Flashinfer4j {
     }
 
     public WarmUpResult {
-      Objects.requireNonNull(config, "config");
-      Objects.requireNonNull(source, "source");
-      Objects.requireNonNull(key, "key");
+      Checks.notNull(config, "config");
+      Checks.notNull(source, "source");
+      Checks.notNull(key, "key");
     }
 
     /** Whether this call ran the compiler. */
@@ -70,7 +70,7 @@ public final class Flashinfer4j {
    * compilation but NVRTC is missing), or empty when it can.
    */
   public static Optional<String> unsupportedReason(KernelConfig config) {
-    Objects.requireNonNull(config, "config");
+    Checks.notNull(config, "config");
     try {
       Jit.route(config);
       return Optional.empty();
@@ -81,7 +81,7 @@ public final class Flashinfer4j {
 
   /** Whether the configuration runs on a kernel compiled at run time (false for ahead-of-time and CPU). */
   public static boolean isCompiledAtRunTime(KernelConfig config) {
-    Objects.requireNonNull(config, "config");
+    Checks.notNull(config, "config");
     return Jit.route(config) == Jit.Route.RUN_TIME_COMPILED;
   }
 
@@ -93,7 +93,7 @@ public final class Flashinfer4j {
    *     {@link #unsupportedReason(KernelConfig)}); the configurations before it are ready
    */
   public static List<WarmUpResult> warmUp(KernelConfig... configs) {
-    Objects.requireNonNull(configs, "configs");
+    Checks.notNull(configs, "configs");
     List<WarmUpResult> results = new ArrayList<>(configs.length);
     for (KernelConfig c : configs) {
       if (c == null) {

@@ -1,9 +1,9 @@
 package io.github.flashinfer4j;
 
+import io.github.flashinfer4j.internal.Checks;
 import io.github.flashinfer4j.internal.Native;
 import io.github.flashinfer4j.lowlevel.Fi4j;
 import java.nio.file.Path;
-import java.util.Objects;
 import org.bytedeco.javacpp.BytePointer;
 
 /**
@@ -67,7 +67,7 @@ public final class JitCache {
 
   /** Uses {@code dir} as the cache directory of this process (made absolute; created when first written). */
   public static void setDirectory(Path dir) {
-    Objects.requireNonNull(dir, "dir");
+    Checks.notNull(dir, "dir");
     Native.ensureLoaded();
     Native.check(Fi4j.fi4j_jit_set_cache_dir(dir.toAbsolutePath().toString()));
   }

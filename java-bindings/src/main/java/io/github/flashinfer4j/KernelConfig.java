@@ -69,7 +69,7 @@ public final class KernelConfig {
 
   /** The prefill configuration that a plan (or a single prefill) with these options needs. */
   public static KernelConfig forPrefill(Device device, DType dtype, int headDim, AttentionOptions options) {
-    Objects.requireNonNull(options, "options");
+    Checks.notNull(options, "options");
     return prefill(device, dtype, headDim)
         .softCap(options.logitsSoftCap() > 0)
         .posEncoding(options.posEncoding())
@@ -79,7 +79,7 @@ public final class KernelConfig {
   /** The decode configuration that a plan with these options needs. */
   public static KernelConfig forDecode(Device device, DType dtype, int headDim, AttentionOptions options,
       DecodePath path) {
-    Objects.requireNonNull(options, "options");
+    Checks.notNull(options, "options");
     return decode(device, dtype, headDim)
         .softCap(options.logitsSoftCap() > 0)
         .posEncoding(options.posEncoding())
@@ -157,7 +157,7 @@ public final class KernelConfig {
     private DecodePath path = DecodePath.AUTO;
 
     private Builder(Op op, Device device, DType dtype, int headDim) {
-      this.op = Objects.requireNonNull(op, "op");
+      this.op = Checks.notNull(op, "op");
       if (device == null) {
         throw InvalidArgumentException.of("device", "non-null", "null");
       }
@@ -175,23 +175,18 @@ public final class KernelConfig {
       return this;
     }
 
-    public Builder posEncoding(PosEncoding encoding) {
-      if (encoding == null) {
-        throw InvalidArgumentException.of("posEncoding", "non-null", "null");
-      }
-      this.posEncoding = encoding;
+    public Builder posEncoding(PosEncoding posEncoding) {
+      this.posEncoding = Checks.notNull(posEncoding, "posEncoding");
       return this;
     }
 
     /** The decode path; a prefill configuration takes only {@link DecodePath#AUTO}. */
-    public Builder path(DecodePath decodePath) {
-      if (decodePath == null) {
-        throw InvalidArgumentException.of("path", "non-null", "null");
+    public Builder path(DecodePath path) {
+      Checks.notNull(path, "path");
+      if (op == Op.PREFILL && path != DecodePath.AUTO) {
+        throw InvalidArgumentException.of("path", "AUTO for a prefill configuration", path);
       }
-      if (op == Op.PREFILL && decodePath != DecodePath.AUTO) {
-        throw InvalidArgumentException.of("path", "AUTO for a prefill configuration", decodePath);
-      }
-      this.path = decodePath;
+      this.path = path;
       return this;
     }
 

@@ -85,6 +85,7 @@ public final class Stream implements AutoCloseable {
   }
 
   public void synchronize() {
+    checkOpen();
     resource.pin();
     try {
       Native.check(Fi4j.fi4j_stream_synchronize(device.code(), Native.pointer(handle)));
@@ -107,7 +108,7 @@ public final class Stream implements AutoCloseable {
 
   void checkOpen() {
     if (!isOpen()) {
-      throw new IllegalStateException("stream is closed");
+      throw Checks.closed("Stream");
     }
   }
 

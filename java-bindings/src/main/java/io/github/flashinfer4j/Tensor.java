@@ -100,6 +100,10 @@ public final class Tensor implements AutoCloseable {
    * Allocates a contiguous tensor; {@code what} names its owner in a leak warning ("PageTable", "PagedKvCache").
    */
   static Tensor allocate(String what, Device device, DType dtype, long... shape) {
+    return allocate(what, true, device, dtype, shape);
+  }
+
+  private static Tensor allocate(String what, boolean tracked, Device device, DType dtype, long... shape) {
     Native.ensureLoaded();
     check(device != null, "device", "non-null", "null");
     check(dtype != null, "dtype", "non-null", "null");
@@ -109,8 +113,10 @@ public final class Tensor implements AutoCloseable {
     Native.check(Fi4j.fi4j_malloc(device.code(), bytes, out));
     long addr = out.address();
     try {
-      Native.Resource resource = Native.Resource.owning(Native.freeMemory(device.code(), addr),
-          new Native.AllocationInfo(what, dtype, s, device, bytes));
+      Native.Release release = Native.freeMemory(device.code(), addr);
+      Native.AllocationInfo info = new Native.AllocationInfo(what, dtype, s, device, bytes);
+      Native.Resource resource = tracked ? Native.Resource.owning(release, info)
+          : Native.Resource.owningUntracked(release, info);
       return new Tensor(new Memory(device, addr, bytes, resource), addr, dtype, s, contiguousStrides(s), true);
     } catch (RuntimeException | Error e) {
       Fi4j.fi4j_free(device.code(), Native.pointer(addr));
@@ -167,6 +173,8 @@ public final class Tensor implements AutoCloseable {
     Native.ensureLoaded();
     check(device != null, "device", "non-null", "null");
     check(dtype != null, "dtype", "non-null", "null");
+    check(shape != null, "shape", "non-null", "null");
+    check(strides != null, "strides", "non-null", "null");
     check(address != 0, "address", "non-zero", "0");
     check(address % dtype.byteSize() == 0, "address",
         "aligned to the " + dtype.byteSize() + "-byte elements of " + dtype, "0x" + Long.toHexString(address));
@@ -289,9 +297,9 @@ public final class Tensor implements AutoCloseable {
   }
 
   /** A view with a new shape over the same contiguous elements. */
-  public Tensor reshape(long... newShape) {
+  public Tensor reshape(long... shape) {
     checkOpen();
-    long[] s = checkShape(newShape);
+    long[] s = checkShape(shape);
     check(numelOf(s) == numel(), "shape", "of " + numel() + " elements", Arrays.toString(s));
     check(isContiguous(), "tensor", "contiguous to reshape", "strides " + Arrays.toString(strides));
     return new Tensor(memory, address, dtype, s, contiguousStrides(s), false);
@@ -318,7 +326,7 @@ public final class Tensor implements AutoCloseable {
    * {@code stream} (null = default) for CUDA.
    */
   public void fillUniform(long seed, float scale, Stream stream) {
-    Checks.open(this, "t");
+    checkOpen();
     Checks.check(isContiguous(), "t", "contiguous", "strides " + Arrays.toString(strides));
     Checks.check(dtype.isFloatingPoint(), "t.dtype", "F16, BF16 or F32", dtype);
     Checks.check(Float.isFinite(scale), "scale", "finite", scale);
@@ -585,7 +593,7 @@ public final class Tensor implements AutoCloseable {
 
   void checkOpen() {
     if (!isOpen()) {
-      throw new IllegalStateException("tensor is closed: " + this);
+      throw new IllegalStateException("Tensor is closed: " + this);
     }
   }
 
@@ -596,7 +604,7 @@ public final class Tensor implements AutoCloseable {
 
   private void pin() {
     if (viewClosed) {
-      throw new IllegalStateException("tensor is closed: " + this);
+      throw new IllegalStateException("Tensor is closed: " + this);
     }
     memory.resource.pin();
   }
@@ -712,6 +720,11 @@ public final class Tensor implements AutoCloseable {
     @Override
     public Tensor allocate(String what, Device device, DType dtype, long... shape) {
       return Tensor.allocate(what, device, dtype, shape);
+    }
+
+    @Override
+    public Tensor allocateUntracked(String what, Device device, DType dtype, long... shape) {
+      return Tensor.allocate(what, false, device, dtype, shape);
     }
 
     @Override

@@ -116,8 +116,8 @@ public final class AttentionOptions {
       return this;
     }
 
-    public Builder posEncoding(PosEncoding v) {
-      posEncoding = Checks.notNull(v, "posEncoding");
+    public Builder posEncoding(PosEncoding posEncoding) {
+      this.posEncoding = Checks.notNull(posEncoding, "posEncoding");
       return this;
     }
 

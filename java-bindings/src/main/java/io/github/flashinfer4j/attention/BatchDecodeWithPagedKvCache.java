@@ -28,12 +28,28 @@ import org.bytedeco.javacpp.Pointer;
  * <p>Query heads {@code h} read KV head {@code h / (numQoHeads / numKvHeads)} (GQA, MQA when numKvHeads = 1).
  * Requests with no tokens produce 0 and LSE -inf. LSE is the base-2 log-sum-exp of the scaled logits.
  *
- * <p>plan, run and close are mutually exclusive (a close racing a run waits for it, then later calls throw
- * IllegalStateException). The workspace (U8, caller-owned or allocated by the wrapper:
- * {@value #DEFAULT_WORKSPACE_BYTES} bytes on CUDA)
- * holds the work list and the partial states of split requests; two wrappers must not share one while their
- * runs may overlap. Safe to call from several threads (calls on one wrapper are serialised), but a wrapper holds one
- * plan: threads that decode different batches concurrently use distinct wrappers, on distinct streams.
+ * <h2>Plans are values</h2>
+ * {@link #plan} returns a {@link DecodePlan}, an immutable value that holds everything a run needs;
+ * {@link #run(DecodePlan, Tensor, PagedKvCache, Tensor, Tensor, Stream)} uses that plan and nothing else of the
+ * wrapper's planning state. The FlashInfer-shaped {@link #run(Tensor, PagedKvCache, Tensor, Tensor, Stream)}
+ * uses the wrapper's latest plan, whichever thread made it.
+ *
+ * <h2>Threads</h2>
+ * plan, run and close are serialised on the wrapper (a close racing a run waits for it, then later calls throw
+ * IllegalStateException). Threads may share one wrapper when each runs the plan it made
+ * ({@code DecodePlan p = dec.plan(...); dec.run(p, q, cache, out, lse, stream)}): a plan cannot be mixed with
+ * another thread's. Not shareable this way: (1) the convenience {@code run(q, ...)}, which takes the latest plan of
+ * any thread; (2) plans that use the workspace ({@link DecodePlan#usesWorkspace()}: split plans and every plan of
+ * a CUDA-graph wrapper): the next plan() that writes the workspace supersedes them, and running a superseded plan
+ * throws IllegalStateException (plan again, or use one wrapper per thread); (3) split runs that may overlap on the
+ * device (distinct streams), which write their partial outputs into the same workspace even when their plans are
+ * both current. Plans that do not split (always the case on the CPU backend) stay valid while the wrapper and their
+ * page table are open. Threads that decode different batches on distinct streams are simplest with distinct
+ * wrappers (with distinct workspaces).
+ *
+ * <p>The workspace (U8, caller-owned or allocated by the wrapper: {@value #DEFAULT_WORKSPACE_BYTES} bytes on CUDA)
+ * holds the work list and the partial states of split requests; two wrappers must not share one while their runs
+ * may overlap.
  */
 public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
   private static final CoreAccess CORE = Access.core();
@@ -42,9 +58,9 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
   public static final long DEFAULT_WORKSPACE_BYTES = 128L << 20;
 
   private final Device device;
-  private final Tensor workspace;
-  private final boolean ownsWorkspace;
+  private final PlanWorkspace workspace;
   private final Fi4j.fi4j_decode_args args = new Fi4j.fi4j_decode_args();
+  private DecodePlan argsPlan;  // the plan whose constants args holds
   // CUDA-graph mode: fixed batch size, work slots and page-table buffers, so captured runs replay any plan
   private final int graphBatch;
   private final int graphSlots;
@@ -52,17 +68,8 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
   private final Tensor graphIndices;
   private final Tensor graphLastPageLen;
 
-  private PageTable pageTable;
-  private int numQoHeads;
-  private int numKvHeads;
-  private int headDim;
-  private int pageSize;
-  private DType dtype;
-  private AttentionOptions options;
-  private int numWork;
-  private DecodePath path = DecodePath.CUDA_CORES;
-  private int chunkSize;
-  private boolean closed;
+  private volatile DecodePlan latest;  // the plan of the convenience run()
+  private volatile boolean closed;
 
   /** A wrapper with its own workspace ({@value #DEFAULT_WORKSPACE_BYTES} bytes on CUDA). */
   public BatchDecodeWithPagedKvCache(Device device) {
@@ -97,14 +104,8 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
   private BatchDecodeWithPagedKvCache(Device device, Tensor workspace, int graphBatch, int maxPages) {
     this.device = Checks.notNull(device, "device");
     Native.ensureLoaded();
-    if (workspace != null) {
-      this.workspace = Checks.workspace(workspace, device);
-      this.ownsWorkspace = false;
-    } else {
-      this.workspace = CORE.allocate("BatchDecodeWithPagedKvCache workspace", device, DType.U8,
-          device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);
-      this.ownsWorkspace = true;
-    }
+    this.workspace = new PlanWorkspace("BatchDecodeWithPagedKvCache", device, workspace,
+        device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);
     this.graphBatch = graphBatch;
     if (graphBatch > 0) {
       // enough work slots for every request plus the chunks that fill two waves of the GPU
@@ -124,32 +125,42 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     return device;
   }
 
-  /** Work items of the current plan (0: no split, one block per request and KV head). */
+  /** Work items of the latest plan (0: no split, one block per request and KV head; 0 before any plan). */
   public int numWorkItems() {
-    return numWork;
+    DecodePlan p = latest;
+    return p == null ? 0 : p.numWork;
   }
 
-  /** Tokens per work item of the current plan (0 without a split). */
+  /** Tokens per work item of the latest plan (0 without a split). */
   public int chunkSize() {
-    return chunkSize;
+    DecodePlan p = latest;
+    return p == null ? 0 : p.chunkSize;
   }
 
-  /** The kernel path of the current plan. */
+  /** The kernel path of the latest plan. */
   public DecodePath path() {
-    return path;
+    DecodePlan p = latest;
+    return p == null ? DecodePath.CUDA_CORES : p.path;
+  }
+
+  /** The latest plan (the one {@link #run(Tensor, PagedKvCache, Tensor, Tensor, Stream)} uses), or null. */
+  public DecodePlan latestPlan() {
+    return latest;
   }
 
   /** Plans with default options; see {@link #plan(PageTable, int, int, int, int, DType, AttentionOptions,
    * DecodePlanOptions, Stream)}. */
-  public void plan(PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, int pageSize, DType dtype) {
-    plan(pageTable, numQoHeads, numKvHeads, headDim, pageSize, dtype, AttentionOptions.defaults(),
+  public DecodePlan plan(PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, int pageSize,
+      DType dtype) {
+    return plan(pageTable, numQoHeads, numKvHeads, headDim, pageSize, dtype, AttentionOptions.defaults(),
         DecodePlanOptions.defaults(), null);
   }
 
   /** Plans with default plan options on the default stream. */
-  public void plan(PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, int pageSize, DType dtype,
-      AttentionOptions options) {
-    plan(pageTable, numQoHeads, numKvHeads, headDim, pageSize, dtype, options, DecodePlanOptions.defaults(), null);
+  public DecodePlan plan(PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, int pageSize,
+      DType dtype, AttentionOptions options) {
+    return plan(pageTable, numQoHeads, numKvHeads, headDim, pageSize, dtype, options, DecodePlanOptions.defaults(),
+        null);
   }
 
   /**
@@ -158,17 +169,19 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
    * on {@code stream} (null = default stream). Throws {@link UnsupportedConfigurationException} when the device
    * cannot run this configuration, {@link InvalidArgumentException} when the workspace is too small for a fixed
    * split.
+   *
+   * <p>Returns the plan, which also becomes the wrapper's latest plan (used by the convenience {@code run(q, ...)}).
+   * A plan that writes the workspace (a split plan, any plan in CUDA-graph mode) supersedes the earlier plans of
+   * this wrapper that use it; see {@link DecodePlan}.
    */
-  public synchronized void plan(PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, int pageSize,
+  public synchronized DecodePlan plan(PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, int pageSize,
       DType dtype, AttentionOptions options, DecodePlanOptions planOptions, Stream stream) {
     checkOpen();
     Checks.notNull(pageTable, "pageTable");
     Checks.notNull(dtype, "dtype");
     Checks.notNull(options, "options");
     Checks.notNull(planOptions, "planOptions");
-    if (!pageTable.isOpen()) {
-      throw new IllegalStateException("pageTable is closed");
-    }
+    Checks.open(pageTable, "pageTable");
     Checks.check(pageTable.device().equals(device), "pageTable.device", device.toString(), pageTable.device());
     Checks.check(pageSize >= 1, "pageSize", ">= 1", pageSize);
     Checks.check(pageTable.pageSize() == pageSize, "pageSize", "the page table's page size " + pageTable.pageSize(),
@@ -192,6 +205,10 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
       // cache) here, so that run() stays free of compiles and can be captured in a CUDA graph.
       Decoding.prepareDecode(device, dtype, headDim, options, planOptions.path());
     }
+    int numWork;
+    int chosenPath;
+    int chunkSize;
+    long generation = PlanWorkspace.NONE;
     try (Native.Pins pins = new Native.Pins();
         Fi4j.fi4j_decode_plan p = new Fi4j.fi4j_decode_plan();
         IntPointer hIndptr = new IntPointer(indptr);
@@ -213,23 +230,30 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
           .chunk_size(0)
           .workspace_bytes(0);
       Pointer streamPtr = stream == null ? null : CORE.pointer(stream, pins);
-      Native.check(Fi4j.fi4j_batch_decode_plan(CORE.code(device), p, CORE.pointer(workspace, pins),
-          workspace.byteSize(), streamPtr));
-      if (graphBatch > 0) {
-        uploadPageTable(indptr, pageTable.kvIndices(), last, streamPtr, pins);
+      Pointer ws = CORE.pointer(workspace.tensor, pins);
+      try {
+        Native.check(Fi4j.fi4j_batch_decode_plan(CORE.code(device), p, ws, workspace.tensor.byteSize(), streamPtr));
+        if (graphBatch > 0) {
+          uploadPageTable(indptr, pageTable.kvIndices(), last, streamPtr, pins);
+        }
+      } catch (RuntimeException | Error e) {
+        if (device.isCuda()) {
+          workspace.overwritten();  // it may have written part of the workspace: no earlier plan may trust it now
+        }
+        throw e;
       }
-      this.numWork = p.num_work();
-      this.path = DecodePath.of(p.chosen_path());
-      this.chunkSize = p.chunk_size();
+      numWork = p.num_work();
+      chosenPath = p.chosen_path();
+      chunkSize = p.chunk_size();
+      if (numWork > 0 || graphBatch > 0) {
+        generation = workspace.overwritten();
+      }
     }
-    this.pageTable = pageTable;
-    this.numQoHeads = numQoHeads;
-    this.numKvHeads = numKvHeads;
-    this.headDim = headDim;
-    this.pageSize = pageSize;
-    this.dtype = dtype;
-    this.options = options;
-    fillPlanned();
+    // kernel 0: no native handle yet (the kernel registry of issue 12 will return one from fi4j_batch_decode_plan)
+    DecodePlan plan = new DecodePlan(this, generation, pageTable, numQoHeads, numKvHeads, headDim, pageSize, dtype,
+        options, numWork, DecodePath.of(chosenPath), chunkSize, graphBatch > 0, 0L);
+    latest = plan;
+    return plan;
   }
 
   private void uploadPageTable(int[] indptr, int[] indices, int[] last, Pointer stream, Native.Pins pins) {
@@ -247,24 +271,67 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     }
   }
 
-  /** Runs on the device's default stream. */
+  /** Runs the latest plan on the device's default stream. */
   public void run(Tensor q, PagedKvCache cache, Tensor out, Tensor lse) {
     run(q, cache, out, lse, null);
   }
 
   /**
-   * Computes {@code out[b, h, :]} (and {@code lse[b, h]} when lse is not null) for q {@code [batch, numQoHeads,
-   * headDim]}. Queued on {@code stream} (null = default stream) for CUDA; complete on return for the CPU backend.
+   * Runs the wrapper's latest plan (whichever thread made it): the FlashInfer-shaped convenience. Threads sharing
+   * the wrapper use {@link #run(DecodePlan, Tensor, PagedKvCache, Tensor, Tensor, Stream)} with their own plan.
    */
   public synchronized void run(Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
     checkOpen();
-    if (pageTable == null) {
+    requireOperands(q, cache, out);
+    DecodePlan plan = latest;
+    if (plan == null) {
       throw new IllegalStateException("plan() must be called before run()");
     }
+    runPlan(plan, q, cache, out, lse, stream);
+  }
+
+  /** Runs {@code plan} on the device's default stream. */
+  public void run(DecodePlan plan, Tensor q, PagedKvCache cache, Tensor out, Tensor lse) {
+    run(plan, q, cache, out, lse, null);
+  }
+
+  /**
+   * Computes {@code out[b, h, :]} (and {@code lse[b, h]} when lse is not null) for q {@code [batch, numQoHeads,
+   * headDim]} of the batch and configuration of {@code plan}, which must come from this wrapper's
+   * {@link #plan plan()} ({@link InvalidArgumentException} otherwise) and must not have been superseded
+   * ({@link IllegalStateException}, see {@link DecodePlan}). Queued on {@code stream} (null = default stream) for
+   * CUDA; complete on return for the CPU backend.
+   */
+  public synchronized void run(DecodePlan plan, Tensor q, PagedKvCache cache, Tensor out, Tensor lse,
+      Stream stream) {
+    checkOpen();
+    Checks.notNull(plan, "plan");
+    requireOperands(q, cache, out);
+    if (plan.owner != this) {
+      throw InvalidArgumentException.of("plan", "a plan made by this wrapper's plan() (on " + device + ")",
+          "a plan of another BatchDecodeWithPagedKvCache (on " + plan.device() + ")");
+    }
+    runPlan(plan, q, cache, out, lse, stream);
+  }
+
+  /** The null policy first: a required operand that is null is named before anything else is checked. */
+  private static void requireOperands(Tensor q, PagedKvCache cache, Tensor out) {
+    if (q == null || cache == null || out == null) {
+      Checks.notNull(q, "q");
+      Checks.notNull(cache, "cache");
+      Checks.notNull(out, "out");
+    }
+  }
+
+  private void runPlan(DecodePlan plan, Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
+    workspace.checkCurrent(plan.generation, "this DecodePlan");
     // The common case checks plain conditions without building a message; only a failing call goes through the
     // detailed checks, which throw the exception that names the argument.
-    if (!argumentsValid(q, cache, out, lse, stream)) {
-      throwInvalid(q, cache, out, lse, stream);
+    if (!argumentsValid(plan, q, cache, out, lse, stream)) {
+      throwInvalid(plan, q, cache, out, lse, stream);
+    }
+    if (argsPlan != plan) {
+      fillPlanned(plan);
     }
     // pins keep every buffer of the call alive (a concurrent close or the Cleaner waits for the call)
     try (Native.Pins pins = new Native.Pins()) {
@@ -275,82 +342,92 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
           .o_stride_n(out.stride(0))
           .o_stride_h(out.stride(1))
           .lse(lse == null ? null : CORE.pointer(lse, pins));
-      CORE.pointer(workspace, pins);
+      CORE.pointer(workspace.tensor, pins);
       cache.fill(args.kv(), pins);
       if (graphBatch > 0) {
         CORE.pointer(graphIndptr, pins);
         CORE.pointer(graphIndices, pins);
         CORE.pointer(graphLastPageLen, pins);
       } else {
-        pageTable.fill(args.kv(), pins);
+        plan.pageTable.fill(args.kv(), pins);
       }
       Native.check(Fi4j.fi4j_batch_decode(CORE.code(device), args,
           stream == null ? null : CORE.pointer(stream, pins)));
     }
   }
 
-  /** The plan-constant part of the native descriptor, written once per plan. */
-  private void fillPlanned() {
-    args.num_qo_heads(numQoHeads)
-        .dtype(CORE.code(dtype))
+  /** The plan-constant part of the native descriptor, written when a run uses another plan than the last. */
+  private void fillPlanned(DecodePlan plan) {
+    args.num_qo_heads(plan.numQoHeads)
+        .dtype(CORE.code(plan.dtype))
         .single_kv_len(0)
-        .num_work(numWork)
-        .path(path.code())
-        .workspace(CORE.pointer(workspace))
-        .workspace_bytes(workspace.byteSize());
-    Decoding.fillOptions(args.options(), options);
+        .num_work(plan.numWork)
+        .path(plan.path.code())
+        .workspace(CORE.pointer(workspace.tensor))
+        .workspace_bytes(workspace.tensor.byteSize());
+    Decoding.fillOptions(args.options(), plan.options);
     if (graphBatch > 0) {
-      pageTable.fill(args.kv());
+      plan.pageTable.fill(args.kv());
       args.kv()
           .kv_indptr(CORE.pointer(graphIndptr))
           .kv_indices(CORE.pointer(graphIndices))
           .kv_last_page_len(CORE.pointer(graphLastPageLen));
     }
+    argsPlan = plan;
   }
 
-  private boolean argumentsValid(Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
+  /** Whether run() would accept {@code plan} now (see {@link DecodePlan#isValid()}). */
+  boolean accepts(DecodePlan plan) {
+    return !closed && workspace.isCurrent(plan.generation);
+  }
+
+  private boolean argumentsValid(DecodePlan p, Tensor q, PagedKvCache cache, Tensor out, Tensor lse,
+      Stream stream) {
+    PageTable pageTable = p.pageTable;
     int batch = pageTable.batchSize();
     return q != null && out != null && cache != null && q.isOpen() && out.isOpen() && cache.isOpen()
-        && workspace.isOpen() && pageTable.isOpen() && qoValid(q, batch) && qoValid(out, batch)
+        && workspace.tensor.isOpen() && pageTable.isOpen() && qoValid(p, q, batch) && qoValid(p, out, batch)
         && (lse == null || (lse.isOpen() && lse.dtype() == DType.F32 && lse.device().equals(device) && lse.dim() == 2
-            && lse.size(0) == batch && lse.size(1) == numQoHeads && lse.isContiguous()))
-        && cache.device().equals(device) && cache.dtype() == dtype && cache.numKvHeads() == numKvHeads
-        && cache.headDim() == headDim && cache.pageSize() == pageSize && pageTable.pageSize() == pageSize
-        && pageTable.maxPageId() < cache.numPages() && (stream == null || stream.device().equals(device));
+            && lse.size(0) == batch && lse.size(1) == p.numQoHeads && lse.isContiguous()))
+        && cache.device().equals(device) && cache.dtype() == p.dtype && cache.numKvHeads() == p.numKvHeads
+        && cache.headDim() == p.headDim && cache.pageSize() == p.pageSize && pageTable.pageSize() == p.pageSize
+        && pageTable.maxPageId() < cache.numPages()
+        && (stream == null || (stream.isOpen() && stream.device().equals(device)));
   }
 
-  private boolean qoValid(Tensor t, int batch) {
-    return t.dtype() == dtype && t.device().equals(device) && t.dim() == 3 && t.size(0) == batch
-        && t.size(1) == numQoHeads && t.size(2) == headDim && (headDim <= 1 || t.stride(2) == 1);
+  private boolean qoValid(DecodePlan p, Tensor t, int batch) {
+    return t.dtype() == p.dtype && t.device().equals(device) && t.dim() == 3 && t.size(0) == batch
+        && t.size(1) == p.numQoHeads && t.size(2) == p.headDim && (p.headDim <= 1 || t.stride(2) == 1);
   }
 
   /** The detailed checks: throws the exception naming the first bad argument. */
-  private void throwInvalid(Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
+  private void throwInvalid(DecodePlan p, Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
+    Checks.notNull(q, "q");
     Checks.notNull(cache, "cache");
-    cache.checkOpen();
-    CORE.checkOpen(workspace);
-    int batch = pageTable.batchSize();
-    checkQo(q, "q", batch);
-    checkQo(out, "out", batch);
-    Checks.lse(lse, device, batch, numQoHeads);
+    Checks.notNull(out, "out");
+    Checks.open(cache, "cache");
+    Checks.open(workspace.tensor, "workspace");
+    if (!p.pageTable.isOpen()) {
+      throw new IllegalStateException("pageTable is closed (the page table of this plan)");
+    }
+    int batch = p.pageTable.batchSize();
+    Checks.tensor(q, "q", p.dtype, device, batch, p.numQoHeads, p.headDim);
+    Checks.tensor(out, "out", p.dtype, device, batch, p.numQoHeads, p.headDim);
+    Checks.lse(lse, device, batch, p.numQoHeads);
     Checks.check(cache.device().equals(device), "cache.device", device.toString(), cache.device());
-    Checks.check(cache.dtype() == dtype, "cache.dtype", "the planned dtype " + dtype, cache.dtype());
-    Checks.check(cache.numKvHeads() == numKvHeads, "cache.numKvHeads", "the planned " + numKvHeads,
+    Checks.check(cache.dtype() == p.dtype, "cache.dtype", "the planned dtype " + p.dtype, cache.dtype());
+    Checks.check(cache.numKvHeads() == p.numKvHeads, "cache.numKvHeads", "the planned " + p.numKvHeads,
         cache.numKvHeads());
-    Checks.check(cache.headDim() == headDim, "cache.headDim", "the planned " + headDim, cache.headDim());
-    Checks.check(cache.pageSize() == pageSize, "cache.pageSize", "the planned " + pageSize, cache.pageSize());
-    pageTable.checkCompatible(cache);
+    Checks.check(cache.headDim() == p.headDim, "cache.headDim", "the planned " + p.headDim, cache.headDim());
+    Checks.check(cache.pageSize() == p.pageSize, "cache.pageSize", "the planned " + p.pageSize, cache.pageSize());
+    p.pageTable.checkCompatible(cache);
     Checks.stream(stream, device);
     throw new IllegalStateException("run() arguments rejected without a detailed reason (internal inconsistency)");
   }
 
-  private void checkQo(Tensor t, String name, int batch) {
-    Checks.tensor(t, name, dtype, device, batch, numQoHeads, headDim);
-  }
-
   private void checkOpen() {
     if (closed) {
-      throw new IllegalStateException("BatchDecodeWithPagedKvCache is closed");
+      throw Checks.closed("BatchDecodeWithPagedKvCache");
     }
   }
 
@@ -359,9 +436,7 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     if (!closed) {
       closed = true;
       args.close();
-      if (ownsWorkspace) {
-        workspace.close();
-      }
+      workspace.close();
       CORE.closeAll(graphIndptr, graphIndices, graphLastPageLen);
     }
   }

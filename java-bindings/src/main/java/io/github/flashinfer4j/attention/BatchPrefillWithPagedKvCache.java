@@ -27,19 +27,34 @@ import io.github.flashinfer4j.lowlevel.Fi4j;
  * <p>Plan/run as in {@link BatchDecodeWithPagedKvCache}: {@link #plan} validates the batch on the host, plans the
  * work and copies the query offsets (and a custom mask, packed) into the device's memory; {@link #run} may then be
  * called for every layer with that layer's q and cache, does argument checks and the launch only, and never
- * allocates. The page table must stay open while runs use it. plan() frees the previous plan's copies: on CUDA,
- * replan only when the runs that used them are done. Backends: the CPU reference and CUDA (head dims 64, 128, 256;
- * plan() throws {@link UnsupportedConfigurationException} for what the device cannot run).
+ * allocates. The page table must stay open while runs use it. Each plan owns its copies ({@link PrefillPlan}: freed
+ * by its close, the wrapper's close, or when unreachable). Backends: the CPU reference and CUDA (head dims 64, 128,
+ * 256; plan() throws {@link UnsupportedConfigurationException} for what the device cannot run).
  *
- * <p>CUDA graphs: {@link #run} launches its kernels (two for a split-KV plan) and neither allocates, copies nor synchronises, so it can be
- * captured ({@link CudaGraph#capture}) on a created stream after plan(). A replay reads whatever q and the cache
- * pages hold then (write new contents into the same tensors) and writes the captured out and lse. The graph keeps
- * this plan's device copies (query offsets, packed mask), the page table's device arrays and the launch grid of
- * this batch: it is valid until the next plan() or close() of this wrapper and while the page table stays open. A
- * new batch composition (lengths, pages, mask) needs a new plan and a new capture.
+ * <p>CUDA graphs: {@link #run} launches its kernels (two for a split-KV plan) and neither allocates, copies nor
+ * synchronises, so it can be captured ({@link CudaGraph#capture}) on a created stream after plan(). A replay reads
+ * whatever q and the cache pages hold then (write new contents into the same tensors) and writes the captured out
+ * and lse. The graph keeps this plan's device copies (query offsets, packed mask), the page table's device arrays
+ * and the launch grid of this batch: it is valid until a later split plan() of this wrapper overwrites the work list
+ * in the workspace (a plan that does not split leaves it alone) or the wrapper is closed, and while the page table
+ * stays open; the graph keeps the plan's copies allocated even if the plan is closed. A new batch composition
+ * (lengths, pages, mask) needs a new plan and a new capture.
  *
- * <p>Not thread-safe: one thread at a time per wrapper; distinct wrappers (with distinct workspaces) may run
- * concurrently.
+ * <h2>Plans are values</h2>
+ * {@link #plan} returns a {@link PrefillPlan}, an immutable value holding everything a run needs (and its own device
+ * copies: see its ownership rules); {@code run(plan, ...)} uses that plan and nothing else of the wrapper's planning
+ * state. The FlashInfer-shaped {@code run(q, ...)} uses the wrapper's latest plan, whichever thread made it.
+ *
+ * <h2>Threads</h2>
+ * plan, run and close are serialised on the wrapper (a close racing a run waits for it). Threads may share one
+ * wrapper when each runs the plan it made ({@code PrefillPlan p = w.plan(...); w.run(p, ...)}): a plan cannot be
+ * mixed with another thread's. Not shareable this way: (1) the convenience {@code run(q, ...)}, which takes the
+ * latest plan of any thread; (2) split plans ({@link PrefillPlan#usesWorkspace()}), whose work list lives in the
+ * workspace: the next plan() that writes it supersedes them, and running a superseded plan throws
+ * IllegalStateException (plan again, or use one wrapper per thread); (3) split runs that may overlap on the device
+ * (distinct streams), which write their partial outputs into the same workspace. Plans that do not split (always
+ * the case on the CPU backend) stay valid until closed. Threads on distinct streams are simplest with distinct
+ * wrappers (with distinct workspaces).
  */
 public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
   private static final CoreAccess CORE = Access.core();
@@ -48,12 +63,10 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
   public static final long DEFAULT_WORKSPACE_BYTES = BatchDecodeWithPagedKvCache.DEFAULT_WORKSPACE_BYTES;
 
   private final Device device;
-  private final Tensor workspace;
-  private final boolean ownsWorkspace;
+  private final PlanWorkspace workspace;
   private final Fi4j.fi4j_prefill_args args = new Fi4j.fi4j_prefill_args();
-  private PrefillPlan plan;
-  private PageTable pageTable;
-  private boolean closed;
+  private volatile PrefillPlan latest;  // the plan of the convenience run()
+  private volatile boolean closed;
 
   /** A wrapper with its own workspace ({@value #DEFAULT_WORKSPACE_BYTES} bytes on CUDA). */
   public BatchPrefillWithPagedKvCache(Device device) {
@@ -64,23 +77,23 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
   public BatchPrefillWithPagedKvCache(Device device, Tensor workspace) {
     this.device = Checks.notNull(device, "device");
     Native.ensureLoaded();
-    if (workspace != null) {
-      this.workspace = Checks.workspace(workspace, device);
-      this.ownsWorkspace = false;
-    } else {
-      this.workspace = Tensor.empty(device, DType.U8, device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);
-      this.ownsWorkspace = true;
-    }
+    this.workspace = new PlanWorkspace("BatchPrefillWithPagedKvCache", device, workspace,
+        device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);
   }
 
   public Device device() {
     return device;
   }
 
+  /** The latest plan (the one the convenience {@code run(q, ...)} uses), or null before the first plan(). */
+  public PrefillPlan latestPlan() {
+    return latest;
+  }
+
   /** Plans with default options on the default stream. */
-  public void plan(int[] qoIndptr, PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, DType dtype,
-      AttentionMask mask) {
-    plan(qoIndptr, pageTable, numQoHeads, numKvHeads, headDim, dtype, mask, AttentionOptions.defaults(), null);
+  public PrefillPlan plan(int[] qoIndptr, PageTable pageTable, int numQoHeads, int numKvHeads, int headDim,
+      DType dtype, AttentionMask mask) {
+    return plan(qoIndptr, pageTable, numQoHeads, numKvHeads, headDim, dtype, mask, AttentionOptions.defaults(), null);
   }
 
   /**
@@ -88,14 +101,21 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
    * table), the head configuration, the dtype of q, the cache and out, the mask and the variant options; copies
    * what the runs need into the device's memory on {@code stream} (null = default stream). Throws
    * {@link UnsupportedConfigurationException} when the device cannot run this configuration.
+   *
+   * <p>Returns the plan, which also becomes the wrapper's latest plan (used by the convenience {@code run(q, ...)}).
+   * Earlier plans stay open (see {@link PrefillPlan} for when their copies are freed); a split plan supersedes the
+   * earlier split plans of this wrapper.
    */
-  public synchronized void plan(int[] qoIndptr, PageTable pageTable, int numQoHeads, int numKvHeads, int headDim,
-      DType dtype, AttentionMask mask, AttentionOptions options, Stream stream) {
+  public synchronized PrefillPlan plan(int[] qoIndptr, PageTable pageTable, int numQoHeads, int numKvHeads,
+      int headDim, DType dtype, AttentionMask mask, AttentionOptions options, Stream stream) {
     checkOpen();
-    Checks.notNull(pageTable, "pageTable");
-    Checks.check(pageTable.isOpen(), "pageTable", "open", "closed");
+    Checks.notNull(qoIndptr, "qoIndptr");
+    Checks.open(pageTable, "pageTable");
+    Checks.notNull(dtype, "dtype");
+    Checks.notNull(mask, "mask");
+    Checks.notNull(options, "options");
     Checks.check(pageTable.device().equals(device), "pageTable.device", device.toString(), pageTable.device());
-    PrefillPlan.checkIndptr(qoIndptr, "qoIndptr");
+    Prefilling.checkIndptr(qoIndptr, "qoIndptr");
     int batch = pageTable.batchSize();
     Checks.check(qoIndptr.length == batch + 1, "qoIndptr.length", "pageTable.batchSize() + 1 = " + (batch + 1),
         qoIndptr.length);
@@ -103,46 +123,76 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
     for (int b = 0; b < batch; b++) {
       kvLens[b] = pageTable.kvLen(b);
     }
-    PrefillPlan next = PrefillPlan.create(device, workspace, qoIndptr, null, kvLens, pageTable.pageSize(),
-        numQoHeads, numKvHeads, headDim, dtype, mask, options, stream);
-    if (plan != null) {
-      plan.close();
-    }
-    plan = next;
-    this.pageTable = pageTable;
+    PrefillPlan plan = PrefillPlan.create(this, workspace, device, qoIndptr, null, kvLens, pageTable,
+        pageTable.pageSize(), numQoHeads, numKvHeads, headDim, dtype, mask, options, stream);
+    latest = plan;
+    return plan;
   }
 
-  /** Runs on the default stream. */
+  /** Runs the latest plan on the default stream. */
   public void run(Tensor q, PagedKvCache cache, Tensor out, Tensor lse) {
     run(q, cache, out, lse, null);
   }
 
   /**
-   * Computes {@code out} (and {@code lse} when not null: {@code [nnzQo, numQoHeads]} F32, contiguous) for q of
-   * the planned batch over {@code cache} (same device, dtype, KV heads, head dim and page size as planned). Queued
-   * on {@code stream} (null = default stream) for CUDA; complete on return for the CPU backend.
+   * Runs the wrapper's latest plan (whichever thread made it): the FlashInfer-shaped convenience. Threads sharing
+   * the wrapper use {@link #run(PrefillPlan, Tensor, PagedKvCache, Tensor, Tensor, Stream)} with their own plan.
    */
   public synchronized void run(Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
     checkOpen();
+    requireOperands(q, cache, out);
+    PrefillPlan plan = latest;
     if (plan == null) {
       throw new IllegalStateException("plan() must be called before run()");
     }
+    runPlan(plan, q, cache, out, lse, stream);
+  }
+
+  /** Runs {@code plan} on the default stream. */
+  public void run(PrefillPlan plan, Tensor q, PagedKvCache cache, Tensor out, Tensor lse) {
+    run(plan, q, cache, out, lse, null);
+  }
+
+  /**
+   * Computes {@code out} (and {@code lse} when not null: {@code [nnzQo, numQoHeads]} F32, contiguous) for q of
+   * the batch of {@code plan} over {@code cache} (same device, dtype, KV heads, head dim and page size as planned).
+   * The plan must come from this wrapper's {@link #plan plan()}
+   * ({@link io.github.flashinfer4j.InvalidArgumentException} otherwise), be open and not superseded
+   * ({@link IllegalStateException}, see {@link PrefillPlan}). Queued on {@code stream} (null = default stream) for
+   * CUDA; complete on return for the CPU backend.
+   */
+  public synchronized void run(PrefillPlan plan, Tensor q, PagedKvCache cache, Tensor out, Tensor lse,
+      Stream stream) {
+    checkOpen();
+    Checks.notNull(plan, "plan");
+    requireOperands(q, cache, out);
+    runPlan(plan, q, cache, out, lse, stream);
+  }
+
+  /** The null policy first: a required operand that is null is named before anything else is checked. */
+  private static void requireOperands(Tensor q, PagedKvCache cache, Tensor out) {
+    Checks.notNull(q, "q");
     Checks.notNull(cache, "cache");
-    cache.checkOpen();
-    CORE.checkOpen(workspace);
+    Checks.notNull(out, "out");
+  }
+
+  private void runPlan(PrefillPlan plan, Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
+    plan.checkRunnable(this, "BatchPrefillWithPagedKvCache");
+    Checks.open(cache, "cache");
+    Checks.open(workspace.tensor, "workspace");
     plan.checkQueries(q, out, lse, stream);
     Checks.check(cache.device().equals(device), "cache.device", device.toString(), cache.device());
     Checks.check(cache.dtype() == plan.dtype, "cache.dtype", "the planned dtype " + plan.dtype, cache.dtype());
     Checks.check(cache.numKvHeads() == plan.numKvHeads, "cache.numKvHeads", "the planned " + plan.numKvHeads,
         cache.numKvHeads());
     Checks.check(cache.headDim() == plan.headDim, "cache.headDim", "the planned " + plan.headDim, cache.headDim());
-    pageTable.checkCompatible(cache);
+    plan.pageTable.checkCompatible(cache);
     // pins keep every buffer of the call alive (a concurrent close or the Cleaner waits for the call)
     try (Native.Pins pins = new Native.Pins()) {
-      plan.fill(args, q, out, lse, workspace, pins);
+      plan.fill(args, q, out, lse, pins);
       args.kv_storage(Fi4j.FI4J_KV_PAGED).k(null).v(null).nnz_kv(0);
       cache.fill(args.paged_kv(), pins);
-      pageTable.fill(args.paged_kv(), pins);
+      plan.pageTable.fill(args.paged_kv(), pins);
       Native.check(Fi4j.fi4j_batch_prefill(CORE.code(device), args,
           stream == null ? null : CORE.pointer(stream, pins)));
     }
@@ -150,7 +200,7 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
 
   private void checkOpen() {
     if (closed) {
-      throw new IllegalStateException("BatchPrefillWithPagedKvCache is closed");
+      throw Checks.closed("BatchPrefillWithPagedKvCache");
     }
   }
 
@@ -159,12 +209,7 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
     if (!closed) {
       closed = true;
       args.close();
-      if (plan != null) {
-        plan.close();
-      }
-      if (ownsWorkspace) {
-        workspace.close();
-      }
+      workspace.close();  // and the device copies of every plan not closed yet
     }
   }
 }

@@ -26,21 +26,36 @@ import io.github.flashinfer4j.lowlevel.Fi4j;
  * log-sum-exp of the scaled (and soft-capped) logits. Masks, window, soft cap, sm scale and RoPE as in SPEC.md.
  *
  * <p>Plan/run as in {@link BatchDecodeWithPagedKvCache}: {@link #plan} validates the batch on the host, plans the
- * work and copies the offsets (and a custom mask, packed) into the device's memory; {@link #run} may then be
- * called for every layer, does argument checks and the launch only, and never allocates. plan() frees the previous
- * plan's copies: on CUDA, replan only when the runs that used them are done. Backends: the CPU reference and CUDA
+ * work and copies the offsets (and a custom mask, packed) into the device's memory; {@link #run} may then be called
+ * for every layer, does argument checks and the launch only, and never allocates. Each plan owns its copies ({@link
+ * PrefillPlan}: freed by its close, the wrapper's close, or when unreachable). Backends: the CPU reference and CUDA
  * (head dims 64, 128, 256 ahead of time; the other multiples of 16 up to 256 compiled at run time by plan(), see
  * {@link Flashinfer4j}).
  *
- * <p>CUDA graphs: {@link #run} launches its kernels (two for a split-KV plan) and neither allocates, copies nor synchronises, so it can be
- * captured ({@link CudaGraph#capture}) on a created stream after plan(). A replay reads whatever q, k and v hold
- * then (write new contents into the same tensors) and writes the captured out and lse. The graph keeps this plan's
- * device copies (offsets, packed mask) and the launch grid of this batch: it is valid until the next plan() or
- * close() of this wrapper. A new batch composition needs a new plan and a new capture. This is also the way to
- * capture a single request with a custom mask (a batch of one), which {@link SinglePrefill} cannot.
+ * <p>CUDA graphs: {@link #run} launches its kernels (two for a split-KV plan) and neither allocates, copies nor
+ * synchronises, so it can be captured ({@link CudaGraph#capture}) on a created stream after plan(). A replay reads
+ * whatever q, k and v hold then (write new contents into the same tensors) and writes the captured out and lse. The
+ * graph keeps this plan's device copies (offsets, packed mask) and the launch grid of this batch: it is valid until
+ * a later split plan() of this wrapper overwrites the work list in the workspace (a plan that does not split leaves
+ * it alone) or the wrapper is closed; the graph keeps the plan's copies allocated even if the plan is closed. A new
+ * batch composition needs a new plan and a new capture. This is also the way to capture a single request with a
+ * custom mask (a batch of one), which {@link SinglePrefill} cannot.
  *
- * <p>Not thread-safe: one thread at a time per wrapper; distinct wrappers (with distinct workspaces) may run
- * concurrently.
+ * <h2>Plans are values</h2>
+ * {@link #plan} returns a {@link PrefillPlan}, an immutable value holding everything a run needs (and its own device
+ * copies: see its ownership rules); {@code run(plan, ...)} uses that plan and nothing else of the wrapper's planning
+ * state. The FlashInfer-shaped {@code run(q, ...)} uses the wrapper's latest plan, whichever thread made it.
+ *
+ * <h2>Threads</h2>
+ * plan, run and close are serialised on the wrapper (a close racing a run waits for it). Threads may share one
+ * wrapper when each runs the plan it made ({@code PrefillPlan p = w.plan(...); w.run(p, ...)}): a plan cannot be
+ * mixed with another thread's. Not shareable this way: (1) the convenience {@code run(q, ...)}, which takes the
+ * latest plan of any thread; (2) split plans ({@link PrefillPlan#usesWorkspace()}), whose work list lives in the
+ * workspace: the next plan() that writes it supersedes them, and running a superseded plan throws
+ * IllegalStateException (plan again, or use one wrapper per thread); (3) split runs that may overlap on the device
+ * (distinct streams), which write their partial outputs into the same workspace. Plans that do not split (always
+ * the case on the CPU backend) stay valid until closed. Threads on distinct streams are simplest with distinct
+ * wrappers (with distinct workspaces).
  */
 public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
   private static final CoreAccess CORE = Access.core();
@@ -50,12 +65,10 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
 
   private final Device device;
   private final KvLayout layout;
-  private final Tensor workspace;
-  private final boolean ownsWorkspace;
+  private final PlanWorkspace workspace;
   private final Fi4j.fi4j_prefill_args args = new Fi4j.fi4j_prefill_args();
-  private PrefillPlan plan;
-  private int nnzKv;
-  private boolean closed;
+  private volatile PrefillPlan latest;  // the plan of the convenience run()
+  private volatile boolean closed;
 
   /** A wrapper for NHD K/V with its own workspace. */
   public BatchPrefillWithRaggedKvCache(Device device) {
@@ -70,17 +83,17 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
     this.device = Checks.notNull(device, "device");
     this.layout = Checks.notNull(layout, "layout");
     Native.ensureLoaded();
-    if (workspace != null) {
-      this.workspace = Checks.workspace(workspace, device);
-      this.ownsWorkspace = false;
-    } else {
-      this.workspace = Tensor.empty(device, DType.U8, device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);
-      this.ownsWorkspace = true;
-    }
+    this.workspace = new PlanWorkspace("BatchPrefillWithRaggedKvCache", device, workspace,
+        device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);
   }
 
   public Device device() {
     return device;
+  }
+
+  /** The latest plan (the one the convenience {@code run(q, ...)} uses), or null before the first plan(). */
+  public PrefillPlan latestPlan() {
+    return latest;
   }
 
   public KvLayout layout() {
@@ -88,9 +101,9 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
   }
 
   /** Plans with default options on the default stream. */
-  public void plan(int[] qoIndptr, int[] kvIndptr, int numQoHeads, int numKvHeads, int headDim, DType dtype,
+  public PrefillPlan plan(int[] qoIndptr, int[] kvIndptr, int numQoHeads, int numKvHeads, int headDim, DType dtype,
       AttentionMask mask) {
-    plan(qoIndptr, kvIndptr, numQoHeads, numKvHeads, headDim, dtype, mask, AttentionOptions.defaults(), null);
+    return plan(qoIndptr, kvIndptr, numQoHeads, numKvHeads, headDim, dtype, mask, AttentionOptions.defaults(), null);
   }
 
   /**
@@ -98,12 +111,21 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
    * head configuration, the dtype of q, k, v and out, the mask and the variant options; copies what the runs need
    * into the device's memory on {@code stream} (null = default stream). Throws
    * {@link UnsupportedConfigurationException} when the device cannot run this configuration.
+   *
+   * <p>Returns the plan, which also becomes the wrapper's latest plan (used by the convenience {@code run(q, ...)}).
+   * Earlier plans stay open (see {@link PrefillPlan} for when their copies are freed); a split plan supersedes the
+   * earlier split plans of this wrapper.
    */
-  public synchronized void plan(int[] qoIndptr, int[] kvIndptr, int numQoHeads, int numKvHeads, int headDim,
+  public synchronized PrefillPlan plan(int[] qoIndptr, int[] kvIndptr, int numQoHeads, int numKvHeads, int headDim,
       DType dtype, AttentionMask mask, AttentionOptions options, Stream stream) {
     checkOpen();
-    PrefillPlan.checkIndptr(qoIndptr, "qoIndptr");
-    PrefillPlan.checkIndptr(kvIndptr, "kvIndptr");
+    Checks.notNull(qoIndptr, "qoIndptr");
+    Checks.notNull(kvIndptr, "kvIndptr");
+    Checks.notNull(dtype, "dtype");
+    Checks.notNull(mask, "mask");
+    Checks.notNull(options, "options");
+    Prefilling.checkIndptr(qoIndptr, "qoIndptr");
+    Prefilling.checkIndptr(kvIndptr, "kvIndptr");
     Checks.check(kvIndptr.length == qoIndptr.length, "kvIndptr.length", "qoIndptr.length = " + qoIndptr.length,
         kvIndptr.length);
     int batch = qoIndptr.length - 1;
@@ -111,42 +133,72 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
     for (int b = 0; b < batch; b++) {
       kvLens[b] = kvIndptr[b + 1] - kvIndptr[b];
     }
-    PrefillPlan next = PrefillPlan.create(device, workspace, qoIndptr, kvIndptr, kvLens, 0, numQoHeads, numKvHeads,
-        headDim, dtype, mask, options, stream);
-    if (plan != null) {
-      plan.close();
-    }
-    plan = next;
-    nnzKv = kvIndptr[batch];
+    PrefillPlan plan = PrefillPlan.create(this, workspace, device, qoIndptr, kvIndptr, kvLens, null, 0, numQoHeads,
+        numKvHeads, headDim, dtype, mask, options, stream);
+    latest = plan;
+    return plan;
   }
 
-  /** Runs on the default stream. */
+  /** Runs the latest plan on the default stream. */
   public void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
     run(q, k, v, out, lse, null);
   }
 
   /**
-   * Computes {@code out} (and {@code lse} when not null: {@code [nnzQo, numQoHeads]} F32, contiguous) for q of
-   * the planned batch. Queued on {@code stream} (null = default stream) for CUDA; complete on return for the CPU
-   * backend.
+   * Runs the wrapper's latest plan (whichever thread made it): the FlashInfer-shaped convenience. Threads sharing
+   * the wrapper use {@link #run(PrefillPlan, Tensor, Tensor, Tensor, Tensor, Tensor, Stream)} with their own plan.
    */
   public synchronized void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Stream stream) {
     checkOpen();
+    requireOperands(q, k, v, out);
+    PrefillPlan plan = latest;
     if (plan == null) {
       throw new IllegalStateException("plan() must be called before run()");
     }
-    CORE.checkOpen(workspace);
+    runPlan(plan, q, k, v, out, lse, stream);
+  }
+
+  /** Runs {@code plan} on the default stream. */
+  public void run(PrefillPlan plan, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
+    run(plan, q, k, v, out, lse, null);
+  }
+
+  /**
+   * Computes {@code out} (and {@code lse} when not null: {@code [nnzQo, numQoHeads]} F32, contiguous) for q of
+   * the batch of {@code plan}, which must come from this wrapper's {@link #plan plan()}
+   * ({@link io.github.flashinfer4j.InvalidArgumentException} otherwise), be open and not superseded
+   * ({@link IllegalStateException}, see {@link PrefillPlan}). Queued on {@code stream} (null = default stream) for
+   * CUDA; complete on return for the CPU backend.
+   */
+  public synchronized void run(PrefillPlan plan, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
+      Stream stream) {
+    checkOpen();
+    Checks.notNull(plan, "plan");
+    requireOperands(q, k, v, out);
+    runPlan(plan, q, k, v, out, lse, stream);
+  }
+
+  /** The null policy first: a required operand that is null is named before anything else is checked. */
+  private static void requireOperands(Tensor q, Tensor k, Tensor v, Tensor out) {
+    Checks.notNull(q, "q");
+    Checks.notNull(k, "k");
+    Checks.notNull(v, "v");
+    Checks.notNull(out, "out");
+  }
+
+  private void runPlan(PrefillPlan plan, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Stream stream) {
+    plan.checkRunnable(this, "BatchPrefillWithRaggedKvCache");
+    Checks.open(workspace.tensor, "workspace");
     plan.checkQueries(q, out, lse, stream);
     long[] kvShape = layout == KvLayout.NHD
-        ? new long[] {nnzKv, plan.numKvHeads, plan.headDim}
-        : new long[] {plan.numKvHeads, nnzKv, plan.headDim};
-    for (Tensor t : new Tensor[] {k, v}) {
-      Checks.tensor(t, t == k ? "k" : "v", plan.dtype, device, kvShape);
-    }
+        ? new long[] {plan.nnzKv, plan.numKvHeads, plan.headDim}
+        : new long[] {plan.numKvHeads, plan.nnzKv, plan.headDim};
+    Checks.tensor(k, "k", plan.dtype, device, kvShape);
+    Checks.tensor(v, "v", plan.dtype, device, kvShape);
     // pins keep every buffer of the call alive (a concurrent close or the Cleaner waits for the call)
     try (Native.Pins pins = new Native.Pins()) {
-      plan.fill(args, q, out, lse, workspace, pins);
-      PrefillPlan.fillRaggedKv(args, k, v, layout, nnzKv, pins);
+      plan.fill(args, q, out, lse, pins);
+      Prefilling.fillRaggedKv(args, k, v, layout, plan.nnzKv, pins);
       Native.check(Fi4j.fi4j_batch_prefill(CORE.code(device), args,
           stream == null ? null : CORE.pointer(stream, pins)));
     }
@@ -154,7 +206,7 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
 
   private void checkOpen() {
     if (closed) {
-      throw new IllegalStateException("BatchPrefillWithRaggedKvCache is closed");
+      throw Checks.closed("BatchPrefillWithRaggedKvCache");
     }
   }
 
@@ -163,12 +215,7 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
     if (!closed) {
       closed = true;
       args.close();
-      if (plan != null) {
-        plan.close();
-      }
-      if (ownsWorkspace) {
-        workspace.close();
-      }
+      workspace.close();  // and the device copies of every plan not closed yet
     }
   }
 }

@@ -104,8 +104,8 @@ public final class DecodePlanOptions {
     }
 
     /** Forces a kernel path (default AUTO). */
-    public Builder path(DecodePath p) {
-      path = Checks.notNull(p, "path");
+    public Builder path(DecodePath path) {
+      this.path = Checks.notNull(path, "path");
       return this;
     }
 

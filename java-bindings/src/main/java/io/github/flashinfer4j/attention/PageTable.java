@@ -254,13 +254,13 @@ public final class PageTable implements AutoCloseable {
   }
 
   /** Whether the table can still be used; safe to call from any thread. */
-  boolean isOpen() {
+  public boolean isOpen() {
     return storage.isOpen();
   }
 
   private void checkOpen() {
     if (!isOpen()) {
-      throw new IllegalStateException("page table is closed");
+      throw Checks.closed("PageTable");
     }
   }
 

@@ -95,6 +95,8 @@ public final class PagedKv {
    */
   public static void append(Tensor keys, Tensor values, int[] batchIndices, int[] positions, PagedKvCache cache,
       PageTable pageTable, Stream stream) {
+    Checks.notNull(keys, "keys");
+    Checks.notNull(values, "values");
     Checks.notNull(batchIndices, "batchIndices");
     Checks.notNull(positions, "positions");
     Checks.notNull(cache, "cache");
@@ -136,6 +138,10 @@ public final class PagedKv {
    */
   public static void append(Tensor keys, Tensor values, Tensor batchIndices, Tensor positions, PagedKvCache cache,
       PageTable pageTable, Stream stream) {
+    Checks.notNull(keys, "keys");
+    Checks.notNull(values, "values");
+    Checks.notNull(batchIndices, "batchIndices");
+    Checks.notNull(positions, "positions");
     Checks.notNull(cache, "cache");
     Checks.notNull(pageTable, "pageTable");
     checkTokens(keys, values, cache);
@@ -157,7 +163,7 @@ public final class PagedKv {
   private static void checkTokens(Tensor keys, Tensor values, PagedKvCache cache) {
     Checks.open(keys, "keys");
     Checks.open(values, "values");
-    cache.checkOpen();
+    Checks.open(cache, "cache");
     Checks.check(keys.dim() == 3, "keys.dim()", "3 ([nnz, numKvHeads, headDim])", keys.dim());
     long nnz = keys.size(0);
     Checks.check(nnz <= Integer.MAX_VALUE, "keys.size(0)", "<= 2^31-1", nnz);
@@ -172,12 +178,9 @@ public final class PagedKv {
   }
 
   private static void checkLaunch(PagedKvCache cache, PageTable pageTable, Stream stream) {
+    Checks.open(pageTable, "pageTable");
     pageTable.checkCompatible(cache);
-    if (stream != null) {
-      CORE.checkOpen(stream);
-      Checks.check(stream.device().equals(cache.device()), "stream.device", cache.device().toString(),
-          stream.device());
-    }
+    Checks.stream(stream, cache.device());
   }
 
   private static void launch(Tensor keys, Tensor values, Tensor bi, Tensor pos, PagedKvCache cache,

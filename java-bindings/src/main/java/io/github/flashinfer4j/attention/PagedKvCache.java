@@ -76,6 +76,8 @@ public final class PagedKvCache implements AutoCloseable {
   }
 
   private static PagedKvCache allocated(Device device, DType dtype, KvLayout layout, long[] shape, int kvDim) {
+    Checks.notNull(device, "device");
+    Checks.notNull(dtype, "dtype");
     Checks.check(dtype == DType.F16 || dtype == DType.BF16, "dtype", "F16 or BF16", dtype);
     Tensor t = CORE.allocate("PagedKvCache", device, dtype, shape);
     try {
@@ -180,7 +182,7 @@ public final class PagedKvCache implements AutoCloseable {
 
   void checkOpen() {
     if (!isOpen()) {
-      throw new IllegalStateException("paged KV cache (or the tensors it views) is closed");
+      throw new IllegalStateException("PagedKvCache is closed (or a tensor it views is)");
     }
   }
 

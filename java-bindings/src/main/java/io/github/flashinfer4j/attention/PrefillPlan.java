@@ -2,6 +2,7 @@ package io.github.flashinfer4j.attention;
 
 import io.github.flashinfer4j.DType;
 import io.github.flashinfer4j.Device;
+import io.github.flashinfer4j.InvalidArgumentException;
 import io.github.flashinfer4j.Stream;
 import io.github.flashinfer4j.Tensor;
 import io.github.flashinfer4j.internal.Access;
@@ -9,17 +10,45 @@ import io.github.flashinfer4j.internal.Checks;
 import io.github.flashinfer4j.internal.CoreAccess;
 import io.github.flashinfer4j.internal.Native;
 import io.github.flashinfer4j.lowlevel.Fi4j;
+import java.lang.ref.Cleaner;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.Pointer;
 
 /**
- * What a prefill wrapper's plan() fixed: the batch (host arrays and their copies in the device's memory), the
- * head configuration, dtype, mask and options, and the native plan's outputs. Shared by the ragged and paged
- * wrappers; package-private. Owns its device copies (closed when the wrapper replans or closes).
+ * What one plan() of a prefill wrapper ({@link BatchPrefillWithRaggedKvCache}, {@link BatchPrefillWithPagedKvCache})
+ * fixed, as an immutable value: the configuration (heads, head dim, dtype, mask kind, options), the batch (query
+ * offsets, KV lengths, the page table of a paged plan; their copies in the device's memory, with the packed custom
+ * mask) and the work layout the planner chose (work items, query rows per block). Pass it to the wrapper's
+ * {@code run(plan, ...)}, which uses nothing else of the wrapper's planning state.
+ *
+ * <h2>Ownership</h2>
+ * The plan owns its device copies (one allocation). They are freed by {@link #close()}, by the close of the wrapper
+ * that made the plan, or, when neither happens, once the plan is unreachable (by a Cleaner, without a warning:
+ * ignoring the result of the FlashInfer-shaped {@code plan()} is a normal use). A later plan() of the wrapper does
+ * not free an earlier plan, so a plan a thread holds cannot be freed under it by another thread; close plans you
+ * made in a loop when you are done with them to free their copies promptly. A close while a run uses the copies
+ * waits for the run's native call, and a CUDA graph that captured a run keeps them until the graph is closed. On
+ * CUDA, close a plan only when the runs queued with it are done (cudaFree waits for the device in practice, but
+ * that is not a promise).
+ *
+ * <h2>Validity</h2>
+ * A plan is accepted only by the wrapper that made it ({@link InvalidArgumentException} for another's), while it
+ * is open and, for a paged plan, its page table is open. A split plan ({@link #usesWorkspace()}: its work list
+ * lives in the wrapper's workspace) is superseded by the next plan() of the same wrapper that writes the workspace,
+ * and running it then throws {@link IllegalStateException}. Plans that do not split (always the case on the CPU
+ * backend) are never superseded.
+ *
+ * <p>Immutable; safe to share between threads (runs that use it may run at once on distinct outputs).
  */
-final class PrefillPlan implements AutoCloseable {
+public final class PrefillPlan implements AutoCloseable {
   private static final CoreAccess CORE = Access.core();
 
+  final Object owner;
+  final PlanWorkspace workspace;
+  /** The workspace generation this plan wrote ({@link PlanWorkspace#NONE} when it does not use the workspace). */
+  final long generation;
   final Device device;
   final int batch;
   final int numQoHeads;
@@ -29,18 +58,31 @@ final class PrefillPlan implements AutoCloseable {
   final AttentionMask.Kind maskKind;
   final AttentionOptions options;
   final int nnzQo;
-  final int[] kvLens;
+  final int nnzKv;              // ragged: kvIndptr[batch]; paged: -1
+  final PageTable pageTable;    // paged only
+  private final int[] kvLens;
   final int numWork;
   final int ctaTileQ;
+  /**
+   * The native kernel handle this plan resolved (issue 12, item 1: set from the native plan's output once the
+   * kernel registry exists, so that run() launches it without routing). 0 until then: run() routes natively.
+   */
+  final long kernel;
+  private final Tensor storage;       // qoIndptr | kvIndptr | maskIndptr | mask bits, one untracked allocation
   private final Tensor qoIndptr;
   private final Tensor kvIndptr;      // ragged only
-  private final Tensor maskBits;      // custom mask only
-  private final Tensor maskIndptr;
+  private final Tensor maskIndptr;    // custom mask only
+  private final Tensor maskBits;
   private final long maskBytes;
+  private final Cleaner.Cleanable cleanable;
 
-  private PrefillPlan(Device device, int[] qo, int[] kvLens, int numQoHeads, int numKvHeads, int headDim,
-      DType dtype, AttentionMask mask, AttentionOptions options, int numWork, int ctaTileQ, Tensor qoIndptr,
-      Tensor kvIndptr, Tensor maskBits, Tensor maskIndptr, long maskBytes) {
+  private PrefillPlan(Object owner, PlanWorkspace workspace, long generation, Device device, int[] qo, int[] kvLens,
+      int nnzKv, PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, DType dtype, AttentionMask mask,
+      AttentionOptions options, int numWork, int ctaTileQ, Tensor storage, Tensor qoIndptr, Tensor kvIndptr,
+      Tensor maskIndptr, Tensor maskBits, long maskBytes) {
+    this.owner = owner;
+    this.workspace = workspace;
+    this.generation = generation;
     this.device = device;
     this.batch = kvLens.length;
     this.numQoHeads = numQoHeads;
@@ -50,46 +92,39 @@ final class PrefillPlan implements AutoCloseable {
     this.maskKind = mask.kind();
     this.options = options;
     this.nnzQo = qo[batch];
+    this.nnzKv = nnzKv;
+    this.pageTable = pageTable;
     this.kvLens = kvLens;
     this.numWork = numWork;
     this.ctaTileQ = ctaTileQ;
+    this.kernel = 0L;  // no native handle yet (the kernel registry of issue 12 will return one from the plan)
+    this.storage = storage;
     this.qoIndptr = qoIndptr;
     this.kvIndptr = kvIndptr;
-    this.maskBits = maskBits;
     this.maskIndptr = maskIndptr;
+    this.maskBits = maskBits;
     this.maskBytes = maskBytes;
-  }
-
-  /** Checks a CSR offset array of batch + 1 entries: starts at 0, non-decreasing. */
-  static void checkIndptr(int[] indptr, String name) {
-    Checks.notNull(indptr, name);
-    Checks.check(indptr.length >= 1, name + ".length", ">= 1 (batch + 1)", indptr.length);
-    Checks.check(indptr[0] == 0, name + "[0]", "0", indptr[0]);
-    for (int b = 1; b < indptr.length; b++) {
-      Checks.check(indptr[b] >= indptr[b - 1], name + "[" + b + "]",
-          ">= " + name + "[" + (b - 1) + "] = " + indptr[b - 1] + " (non-decreasing)", indptr[b]);
-    }
-  }
-
-  static void checkHeads(int numQoHeads, int numKvHeads, int headDim) {
-    Checks.check(numKvHeads >= 1, "numKvHeads", ">= 1", numKvHeads);
-    Checks.check(numQoHeads >= 1, "numQoHeads", ">= 1", numQoHeads);
-    Checks.check(numQoHeads % numKvHeads == 0, "numQoHeads", "a multiple of numKvHeads = " + numKvHeads, numQoHeads);
-    Checks.check(headDim >= 1, "headDim", ">= 1", headDim);
+    // frees the copies when the plan is unreachable; references the storage and the wrapper's set, not the plan
+    java.util.Set<Tensor> copies = workspace.planCopies;
+    this.cleanable = Native.whenUnreachable(this, () -> {
+      storage.close();
+      copies.remove(storage);
+    });
   }
 
   /**
-   * Validates, runs the native plan into {@code workspace} and uploads the batch. {@code kvIndptr} is the ragged
-   * offsets (null for a paged cache, whose {@code pageSize} is then > 0). The caller has checked qoIndptr and
-   * kvLens (same batch).
+   * Validates, runs the native plan into the wrapper's workspace (advancing its generation when the plan writes
+   * it) and uploads the batch. {@code kvIndptr} is the ragged offsets (null for a paged cache, whose
+   * {@code pageTable} is then given and {@code pageSize} > 0). The caller has checked qoIndptr and kvLens (same
+   * batch) and holds the wrapper's lock.
    */
-  static PrefillPlan create(Device device, Tensor workspace, int[] qoIndptr, int[] kvIndptr, int[] kvLens,
-      int pageSize, int numQoHeads, int numKvHeads, int headDim, DType dtype, AttentionMask mask,
-      AttentionOptions options, Stream stream) {
+  static PrefillPlan create(Object owner, PlanWorkspace workspace, Device device, int[] qoIndptr, int[] kvIndptr,
+      int[] kvLens, PageTable pageTable, int pageSize, int numQoHeads, int numKvHeads, int headDim, DType dtype,
+      AttentionMask mask, AttentionOptions options, Stream stream) {
     Checks.notNull(dtype, "dtype");
     Checks.notNull(mask, "mask");
     Checks.notNull(options, "options");
-    checkHeads(numQoHeads, numKvHeads, headDim);
+    Prefilling.checkHeads(numQoHeads, numKvHeads, headDim);
     Checks.stream(stream, device);
     int batch = kvLens.length;
     int[] qoLens = new int[batch];
@@ -102,10 +137,11 @@ final class PrefillPlan implements AutoCloseable {
       // a head dim outside the ahead-of-time set: compile (or load) its kernel now, not in run()
       Decoding.preparePrefill(device, dtype, headDim, options);
     }
-    Pointer streamPtr = stream == null ? null : CORE.pointer(stream);
     int numWork;
     int ctaTileQ;
-    try (Fi4j.fi4j_prefill_plan p = new Fi4j.fi4j_prefill_plan();
+    long generation = PlanWorkspace.NONE;
+    try (Native.Pins pins = new Native.Pins();
+        Fi4j.fi4j_prefill_plan p = new Fi4j.fi4j_prefill_plan();
         IntPointer hQo = new IntPointer(qoIndptr);
         IntPointer hKv = new IntPointer(batch == 0 ? new int[1] : kvLens)) {
       p.batch_size(batch)
@@ -120,63 +156,94 @@ final class PrefillPlan implements AutoCloseable {
           .num_work(0)
           .cta_tile_q(0)
           .workspace_bytes(0);
-      Native.check(Fi4j.fi4j_batch_prefill_plan(CORE.code(device), p, CORE.pointer(workspace), workspace.byteSize(),
-          streamPtr));
+      Pointer streamPtr = stream == null ? null : CORE.pointer(stream, pins);
+      Pointer ws = CORE.pointer(workspace.tensor, pins);
+      try {
+        Native.check(Fi4j.fi4j_batch_prefill_plan(CORE.code(device), p, ws, workspace.tensor.byteSize(), streamPtr));
+      } catch (RuntimeException | Error e) {
+        if (device.isCuda()) {
+          workspace.overwritten();  // it may have written part of the work list: no earlier plan may trust it now
+        }
+        throw e;
+      }
       numWork = p.num_work();
       ctaTileQ = p.cta_tile_q();
+      if (numWork > 0) {
+        generation = workspace.overwritten();
+      }
     }
-    Tensor dQo = null;
-    Tensor dKv = null;
-    Tensor dBits = null;
-    Tensor dMaskIndptr = null;
+    // one allocation: qoIndptr | kvIndptr | maskIndptr (ints) | mask bits, each part on a 16-byte boundary
+    long qoAt = 0;
+    long kvAt = align16(qoAt + 4L * qoIndptr.length);
+    long miAt = align16(kvAt + (kvIndptr == null ? 0 : 4L * kvIndptr.length));
+    int[] maskIndptrHost = packed == null ? null : packed.indptrNoCopy();
+    byte[] bits = packed == null ? null : packed.bitsNoCopy();
+    long bitsAt = align16(miAt + (maskIndptrHost == null ? 0 : 4L * maskIndptrHost.length));
+    long total = bitsAt + (bits == null ? 0 : Math.max(1, bits.length));
+    Checks.check(total <= Integer.MAX_VALUE - 8, "plan size", "<= 2^31-9 bytes of offsets and mask", total);
+    ByteBuffer image = ByteBuffer.allocate((int) total).order(ByteOrder.nativeOrder());
+    image.asIntBuffer().put(qoIndptr);
+    if (kvIndptr != null) {
+      image.position((int) kvAt);
+      image.slice().order(ByteOrder.nativeOrder()).asIntBuffer().put(kvIndptr);
+    }
+    if (maskIndptrHost != null) {
+      image.position((int) miAt);
+      image.slice().order(ByteOrder.nativeOrder()).asIntBuffer().put(maskIndptrHost);
+      image.position((int) bitsAt);
+      image.put(bits);
+    }
+    image.position(0);
+    Tensor storage = CORE.allocateUntracked(owner.getClass().getSimpleName() + " plan", device, DType.U8, total);
     try {
-      dQo = Tensor.fromInts(device, qoIndptr, qoIndptr.length);
-      if (kvIndptr != null) {
-        dKv = Tensor.fromInts(device, kvIndptr, kvIndptr.length);
-      }
-      long maskBytes = 0;
-      if (packed != null) {
-        dBits = uploadBytes(device, packed.bitsNoCopy());
-        dMaskIndptr = Tensor.fromInts(device, packed.indptrNoCopy(), packed.indptrNoCopy().length);
-        maskBytes = packed.bitsNoCopy().length;
-      }
-      return new PrefillPlan(device, qoIndptr.clone(), kvLens.clone(), numQoHeads, numKvHeads, headDim, dtype, mask,
-          options, numWork, ctaTileQ, dQo, dKv, dBits, dMaskIndptr, maskBytes);
-    } catch (RuntimeException e) {
-      CORE.closeAll(dQo, dKv, dBits, dMaskIndptr);
+      storage.copyFrom(image);
+      Tensor dQo = storage.narrow(0, qoAt, 4L * qoIndptr.length);
+      Tensor dKv = kvIndptr == null ? null : storage.narrow(0, kvAt, 4L * kvIndptr.length);
+      Tensor dMaskIndptr = maskIndptrHost == null ? null : storage.narrow(0, miAt, 4L * maskIndptrHost.length);
+      Tensor dBits = bits == null ? null : storage.narrow(0, bitsAt, Math.max(1, bits.length));
+      PrefillPlan plan = new PrefillPlan(owner, workspace, generation, device, qoIndptr.clone(), kvLens.clone(),
+          kvIndptr == null ? -1 : kvIndptr[batch], pageTable, numQoHeads, numKvHeads, headDim, dtype, mask, options,
+          numWork, ctaTileQ, storage, dQo, dKv, dMaskIndptr, dBits, bits == null ? 0 : bits.length);
+      workspace.planCopies.add(storage);
+      return plan;
+    } catch (RuntimeException | Error e) {
+      storage.close();
       throw e;
     }
   }
 
-  /** A U8 tensor holding {@code bytes} (at least one byte, so that an empty mask still has an address). */
-  static Tensor uploadBytes(Device device, byte[] bytes) {
-    Tensor t = Tensor.empty(device, DType.U8, Math.max(1, bytes.length));
-    try {
-      byte[] padded = bytes.length == 0 ? new byte[1] : bytes;
-      t.copyFrom(java.nio.ByteBuffer.wrap(padded));
-    } catch (RuntimeException e) {
-      t.close();
-      throw e;
+  private static long align16(long n) {
+    return (n + 15) & ~15L;
+  }
+
+  /**
+   * Checks that {@code runner}'s run may use this plan: made by it, open, not superseded, its page table open.
+   * {@code wrapperName} names the runner in the message.
+   */
+  void checkRunnable(Object runner, String wrapperName) {
+    if (owner != runner) {
+      throw InvalidArgumentException.of("plan", "a plan made by this wrapper's plan() (on " + device + ")",
+          "a plan of another " + owner.getClass().getSimpleName() + " (on " + device + ")");
     }
-    return t;
+    if (!storage.isOpen()) {
+      throw Checks.closed("PrefillPlan");
+    }
+    workspace.checkCurrent(generation, "this PrefillPlan");
+    if (pageTable != null && !pageTable.isOpen()) {
+      throw Checks.closed("pageTable", pageTable + " (the page table of this plan)");
+    }
   }
 
   /** Checks q, out ({@code [nnzQo, numQoHeads, headDim]}), lse ({@code [nnzQo, numQoHeads]} F32) and the stream. */
   void checkQueries(Tensor q, Tensor out, Tensor lse, Stream stream) {
-    checkRows(q, "q");
-    checkRows(out, "out");
+    Checks.tensor(q, "q", dtype, device, nnzQo, numQoHeads, headDim);
+    Checks.tensor(out, "out", dtype, device, nnzQo, numQoHeads, headDim);
     Checks.lse(lse, device, nnzQo, numQoHeads);
     Checks.stream(stream, device);
   }
 
-  private void checkRows(Tensor t, String name) {
-    Checks.tensor(t, name, dtype, device, nnzQo, numQoHeads, headDim);
-  }
-
   /** Fills everything of the native arguments but the keys and values, pinning what it points to. */
-  void fill(Fi4j.fi4j_prefill_args args, Tensor q, Tensor out, Tensor lse, Tensor workspace,
-      Native.Pins pins) {
-    CORE.checkOpen(qoIndptr);
+  void fill(Fi4j.fi4j_prefill_args args, Tensor q, Tensor out, Tensor lse, Native.Pins pins) {
     args.dtype(CORE.code(dtype))
         .batch_size(batch)
         .num_qo_heads(numQoHeads)
@@ -191,42 +258,104 @@ final class PrefillPlan implements AutoCloseable {
         .custom_mask_bytes(maskBytes)
         .num_work(numWork)
         .cta_tile_q(ctaTileQ)
-        .workspace(CORE.pointer(workspace, pins))
-        .workspace_bytes(workspace.byteSize());
-    fillQueries(args, q, out, lse, pins);
+        .workspace(CORE.pointer(workspace.tensor, pins))
+        .workspace_bytes(workspace.tensor.byteSize());
+    Prefilling.fillQueries(args, q, out, lse, pins);
     Decoding.fillOptions(args.options(), options);
   }
 
-  /** Fills the native arguments' q, out and lse (pointers and strides), pinning them. */
-  static void fillQueries(Fi4j.fi4j_prefill_args args, Tensor q, Tensor out, Tensor lse, Native.Pins pins) {
-    args.q(CORE.pointer(q, pins))
-        .q_stride_n(q.stride(0))
-        .q_stride_h(q.stride(1))
-        .o(CORE.pointer(out, pins))
-        .o_stride_n(out.stride(0))
-        .o_stride_h(out.stride(1))
-        .lse(lse == null ? null : CORE.pointer(lse, pins));
+  public Device device() {
+    return device;
+  }
+
+  public int batchSize() {
+    return batch;
+  }
+
+  public int numQoHeads() {
+    return numQoHeads;
+  }
+
+  public int numKvHeads() {
+    return numKvHeads;
+  }
+
+  public int headDim() {
+    return headDim;
+  }
+
+  /** The dtype of q, k/v (or the cache) and out. */
+  public DType dtype() {
+    return dtype;
+  }
+
+  public AttentionMask.Kind maskKind() {
+    return maskKind;
+  }
+
+  public AttentionOptions options() {
+    return options;
+  }
+
+  /** Query rows of the batch ({@code qoIndptr[batch]}). */
+  public int nnzQo() {
+    return nnzQo;
+  }
+
+  /** Keys of request b. */
+  public int kvLen(int b) {
+    Checks.check(b >= 0 && b < batch, "b", "in [0, " + batch + ")", b);
+    return kvLens[b];
+  }
+
+  /** The page table of a paged plan (must stay open while runs of this plan are made); null for a ragged plan. */
+  public PageTable pageTable() {
+    return pageTable;
+  }
+
+  /** Work items of a split plan (0: no split). */
+  public int numWorkItems() {
+    return numWork;
+  }
+
+  /** Query rows per block the backend chose (0 on the CPU backend). */
+  public int ctaTileQ() {
+    return ctaTileQ;
+  }
+
+  /** Whether this is a split plan, whose work list lives in its wrapper's workspace (see Validity above). */
+  public boolean usesWorkspace() {
+    return generation != PlanWorkspace.NONE;
+  }
+
+  /** Whether the plan's device copies are still allocated; safe to call from any thread. */
+  public boolean isOpen() {
+    return storage.isOpen();
   }
 
   /**
-   * Fills the native arguments' contiguous keys and values ({@code nnzKv} tokens in {@code layout}; null pointers
-   * when there are none), pinning them.
+   * Whether its wrapper would run this plan now: open, not superseded, its page table (if paged) open, the
+   * workspace open. (Another thread's plan() may change the answer at any moment.)
    */
-  static void fillRaggedKv(Fi4j.fi4j_prefill_args args, Tensor k, Tensor v, KvLayout layout, int nnzKv,
-      Native.Pins pins) {
-    int n = layout == KvLayout.NHD ? 0 : 1;
-    args.kv_storage(Fi4j.FI4J_KV_RAGGED)
-        .k(nnzKv == 0 ? null : CORE.pointer(k, pins))
-        .k_stride_n(k.stride(n))
-        .k_stride_h(k.stride(1 - n))
-        .v(nnzKv == 0 ? null : CORE.pointer(v, pins))
-        .v_stride_n(v.stride(n))
-        .v_stride_h(v.stride(1 - n))
-        .nnz_kv(nnzKv);
+  public boolean isValid() {
+    return isOpen() && workspace.isCurrent(generation) && workspace.tensor.isOpen()
+        && (pageTable == null || pageTable.isOpen());
+  }
+
+  /**
+   * Frees the device copies; idempotent. A run still using them finishes first; a CUDA graph that captured a run
+   * keeps them until it is closed.
+   */
+  @Override
+  public void close() {
+    cleanable.clean();
   }
 
   @Override
-  public void close() {
-    CORE.closeAll(qoIndptr, kvIndptr, maskBits, maskIndptr);
+  public String toString() {
+    return "PrefillPlan{batch=" + batch + ", nnzQo=" + nnzQo + ", heads=" + numQoHeads + "/" + numKvHeads
+        + ", headDim=" + headDim + ", " + dtype + ", mask=" + maskKind + ", work=" + numWork + ", ctaTileQ="
+        + ctaTileQ + (pageTable != null ? ", paged" : ", ragged") + ", " + device + (isOpen() ? "" : ", closed")
+        + "}";
   }
 }

@@ -73,10 +73,7 @@ public final class SingleDecode {
     Checks.check(k.size(2) == headDim, "k.size(2)", "q's head dim " + headDim, k.size(2));
     Checks.check(numQoHeads % numKvHeads == 0, "numQoHeads", "a multiple of numKvHeads = " + numKvHeads, numQoHeads);
     Checks.lse(lse, device, numQoHeads);
-    if (stream != null) {
-      CORE.checkOpen(stream);
-      Checks.check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
-    }
+    Checks.stream(stream, device);
     if (device.isCuda()) {
       // A head dim outside the ahead-of-time set is compiled (or loaded from the cache) here, with its log line.
       Decoding.prepareDecode(device, dtype, headDim, options, DecodePath.CUDA_CORES);

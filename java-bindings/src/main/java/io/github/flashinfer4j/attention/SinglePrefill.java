@@ -76,14 +76,14 @@ public final class SinglePrefill {
     int headDim = Math.toIntExact(q.size(2));
     int numKvHeads = Math.toIntExact(k.size(nhd ? 1 : 0));
     Checks.check(k.size(2) == headDim, "k.size(2)", "q's head dim " + headDim, k.size(2));
-    PrefillPlan.checkHeads(numQoHeads, numKvHeads, headDim);
+    Prefilling.checkHeads(numQoHeads, numKvHeads, headDim);
     Checks.lse(lse, device, qoLen, numQoHeads);
     Checks.stream(stream, device);
     PackedMask packed = mask.packFor(new int[] {(int) qoLen}, new int[] {(int) kvLen}, "mask");
     if (packed != null && device.isCuda()) {
       // staging the mask allocates and copies, which a capture refuses (and which would invalidate it): say so first
-      try (IntPointer capturing = new IntPointer(1)) {
-        Native.check(Fi4j.fi4j_stream_capturing(CORE.code(device), stream == null ? null : CORE.pointer(stream),
+      try (Native.Pins pins = new Native.Pins(); IntPointer capturing = new IntPointer(1)) {
+        Native.check(Fi4j.fi4j_stream_capturing(CORE.code(device), stream == null ? null : CORE.pointer(stream, pins),
             capturing));
         if (capturing.get() != 0) {
           throw new UnsupportedConfigurationException("SinglePrefill with a custom mask cannot be captured in a CUDA"
@@ -98,7 +98,7 @@ public final class SinglePrefill {
     }
     try (Native.Pins pins = new Native.Pins();
         Fi4j.fi4j_prefill_args args = new Fi4j.fi4j_prefill_args();
-        Tensor bits = packed == null ? null : PrefillPlan.uploadBytes(device, packed.bitsNoCopy())) {
+        Tensor bits = packed == null ? null : Prefilling.uploadBytes(device, packed.bitsNoCopy())) {
       args.dtype(CORE.code(dtype))
           .batch_size(1)
           .num_qo_heads(numQoHeads)
@@ -115,8 +115,8 @@ public final class SinglePrefill {
           .cta_tile_q(0)
           .workspace(null)
           .workspace_bytes(0);
-      PrefillPlan.fillQueries(args, q, out, lse, pins);
-      PrefillPlan.fillRaggedKv(args, k, v, layout, (int) kvLen, pins);
+      Prefilling.fillQueries(args, q, out, lse, pins);
+      Prefilling.fillRaggedKv(args, k, v, layout, (int) kvLen, pins);
       Decoding.fillOptions(args.options(), options);
       Native.check(Fi4j.fi4j_batch_prefill(CORE.code(device), args,
           stream == null ? null : CORE.pointer(stream, pins)));

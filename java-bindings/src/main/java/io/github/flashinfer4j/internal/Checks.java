@@ -5,6 +5,8 @@ import io.github.flashinfer4j.Device;
 import io.github.flashinfer4j.InvalidArgumentException;
 import io.github.flashinfer4j.Stream;
 import io.github.flashinfer4j.Tensor;
+import io.github.flashinfer4j.attention.PageTable;
+import io.github.flashinfer4j.attention.PagedKvCache;
 import java.util.Arrays;
 
 /**
@@ -28,11 +30,52 @@ public final class Checks {
     return value;
   }
 
+  /**
+   * A required tensor argument: non-null ({@link InvalidArgumentException} "name must be non-null, got null") and
+   * open ({@link IllegalStateException} "name is closed: ...").
+   */
   public static void open(Tensor t, String name) {
     notNull(t, name);
     if (!t.isOpen()) {
-      throw new IllegalStateException(name + " is closed: " + t);
+      throw closed(name, t);
     }
+  }
+
+  /** A required stream argument: non-null and open. */
+  public static void open(Stream s, String name) {
+    notNull(s, name);
+    if (!s.isOpen()) {
+      throw closed(name, s);
+    }
+  }
+
+  /** A required paged KV cache argument: non-null and open (it and the tensors it views). */
+  public static void open(PagedKvCache c, String name) {
+    notNull(c, name);
+    if (!c.isOpen()) {
+      throw closed(name, c);
+    }
+  }
+
+  /** A required page table argument: non-null and open. */
+  public static void open(PageTable t, String name) {
+    notNull(t, name);
+    if (!t.isOpen()) {
+      throw closed(name, t);
+    }
+  }
+
+  /**
+   * The closed-handle policy: a closed argument is an IllegalStateException "name is closed: handle"; a method of
+   * a closed handle itself throws "Class is closed" ({@link #closed(String)}).
+   */
+  public static IllegalStateException closed(String name, Object handle) {
+    return new IllegalStateException(name + " is closed: " + handle);
+  }
+
+  /** The exception a method of a closed handle throws: "Class is closed". */
+  public static IllegalStateException closed(String className) {
+    return new IllegalStateException(className + " is closed");
   }
 
   public static void dtype(Tensor t, String name, DType expected) {
@@ -87,9 +130,10 @@ public final class Checks {
     }
   }
 
-  /** An optional stream: null (the default stream) or one of {@code device}. */
+  /** An optional stream: null (the default stream) or an open one of {@code device}. */
   public static void stream(Stream stream, Device device) {
     if (stream != null) {
+      open(stream, "stream");
       check(stream.device().equals(device), "stream.device", device.toString(), stream.device());
     }
   }

@@ -38,6 +38,12 @@ public interface CoreAccess {
   /** A new contiguous tensor; {@code what} names its owner in a leak warning ("PageTable", "PagedKvCache"). */
   Tensor allocate(String what, Device device, DType dtype, long... shape);
 
+  /**
+   * A new contiguous tensor without a Cleaner of its own: the caller closes it, or arranges its release with
+   * {@link Native#whenUnreachable} (no leak warning).
+   */
+  Tensor allocateUntracked(String what, Device device, DType dtype, long... shape);
+
   /** The native device code (FI4J_DEVICE_CPU or the CUDA ordinal). */
   int code(Device device);
 

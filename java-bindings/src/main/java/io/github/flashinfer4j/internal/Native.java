@@ -188,6 +188,14 @@ public final class Native {
     return CLEANER_RELEASES.get();
   }
 
+  /**
+   * Runs {@code action} on the Cleaner thread once {@code owner} is unreachable (or when the returned Cleanable is
+   * cleaned), without a leak warning. The action must not reference {@code owner}.
+   */
+  public static Cleaner.Cleanable whenUnreachable(Object owner, Runnable action) {
+    return CLEANER.register(owner, action);
+  }
+
   /** Frees the native side of a resource; must not reference the Java object that owns it. */
   public interface Release {
     void release();
@@ -227,6 +235,15 @@ public final class Native {
      */
     public static Resource owning(Release release, Object description) {
       return new Resource(new State(release, description), true);
+    }
+
+    /**
+     * A resource that releases through {@code release} when closed, without a Cleaner of its own: its owner closes
+     * it, or registers its own action with {@link Native#whenUnreachable} (e.g. plans, whose unreachability is the
+     * normal end of a result nobody kept and so is not worth a warning).
+     */
+    public static Resource owningUntracked(Release release, Object description) {
+      return new Resource(new State(release, description), false);
     }
 
     /** A resource with nothing native to release: only its open/closed state (views, wraps, borrowed handles). */
@@ -290,6 +307,8 @@ public final class Native {
     private void releaseNow() {
       if (cleanable != null) {
         cleanable.clean();  // runs State.run() once and unregisters it from the Cleaner
+      } else if (state.release != null) {
+        state.release.release();  // untracked: close() and the last unpin() reach here once, after CLOSED is set
       }
     }
 
