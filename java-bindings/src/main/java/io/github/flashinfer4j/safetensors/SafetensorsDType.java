@@ -55,7 +55,7 @@ public enum SafetensorsDType {
     throw new IllegalArgumentException("dtype must be a flashinfer4j DType, got " + dtype);
   }
 
-  /** The type named {@code name} in a header (exact, case-sensitive), or empty for a name this reader does not know. */
+  /** The type named {@code name} in a header (exact, case-sensitive), or empty for a name this reader lacks. */
   public static Optional<SafetensorsDType> parse(String name) {
     for (SafetensorsDType t : values()) {
       if (t.name().equals(name)) {

@@ -38,8 +38,8 @@ import java.util.TreeMap;
  * to {@code {"dtype", "shape", "data_offsets": [begin, end]}} (offsets relative to the data section that follows the
  * header) plus an optional {@code "__metadata__"} object of strings, then the data. {@link #open} checks all of it as
  * the reference implementation does: the header length within the file (and at most 100 MB), strict JSON without
- * duplicate keys, a known dtype, non-negative integer shapes, {@code end - begin == numel * dtype size}, offsets inside
- * the data section, and tensors that tile it exactly (no overlap, no gap, no trailing bytes). A violation is a
+ * duplicate keys, a known dtype, non-negative integer shapes, {@code end - begin == numel * dtype size}, offsets
+ * inside the data section, and tensors that tile it exactly (no overlap, no gap, no trailing bytes). A violation is a
  * {@link SafetensorsException} naming the file, the tensor and the problem.
  *
  * <h2>Loading</h2>
@@ -88,8 +88,8 @@ public final class SafetensorsFile implements AutoCloseable {
   private FileChannel privateChannel;  // guarded by this; opened at the first zero-copy load
   private boolean privateRefused;  // guarded by this
 
-  private SafetensorsFile(Path path, FileChannel channel, Map<String, TensorInfo> tensors, Map<String, String> metadata,
-      long dataStart) {
+  private SafetensorsFile(Path path, FileChannel channel, Map<String, TensorInfo> tensors,
+      Map<String, String> metadata, long dataStart) {
     this.path = path;
     this.channel = channel;
     this.tensors = Collections.unmodifiableMap(tensors);
@@ -98,8 +98,8 @@ public final class SafetensorsFile implements AutoCloseable {
   }
 
   /**
-   * Opens {@code path} and reads and validates its header; no tensor data is read. Throws {@link SafetensorsException}
-   * when the file breaks the format, another {@link IOException} when it cannot be read.
+   * Opens {@code path} and reads and validates its header; no tensor data is read. Throws
+   * {@link SafetensorsException} when the file breaks the format, another {@link IOException} when it cannot be read.
    */
   public static SafetensorsFile open(Path path) throws IOException {
     if (path == null) {
@@ -120,8 +120,8 @@ public final class SafetensorsFile implements AutoCloseable {
             + " exceeds the " + (size - 8) + " bytes after the length field");
       }
       if (headerLength > MAX_HEADER_BYTES) {
-        throw new SafetensorsException(path, null, "the header length " + headerLength + " exceeds the format's limit of "
-            + MAX_HEADER_BYTES + " bytes");
+        throw new SafetensorsException(path, null, "the header length " + headerLength
+            + " exceeds the format's limit of " + MAX_HEADER_BYTES + " bytes");
       }
       ByteBuffer header = ByteBuffer.allocate((int) headerLength);
       readFully(channel, header, 8);
@@ -166,7 +166,8 @@ public final class SafetensorsFile implements AutoCloseable {
       Object value = kv.getValue();
       if (name.equals(METADATA_KEY)) {
         if (!(value instanceof Map)) {
-          throw new SafetensorsException(path, null, METADATA_KEY + " must be an object, got " + Json.typeName(value));
+          throw new SafetensorsException(path, null, METADATA_KEY + " must be an object, got "
+              + Json.typeName(value));
         }
         for (Map.Entry<?, ?> m : ((Map<?, ?>) value).entrySet()) {
           if (!(m.getValue() instanceof String)) {

@@ -132,7 +132,8 @@ public final class SafetensorsWriter {
       throw InvalidArgumentException.of("name", "non-null", "null");
     }
     if (name.equals(SafetensorsFile.METADATA_KEY)) {
-      throw InvalidArgumentException.of("name", "not " + SafetensorsFile.METADATA_KEY + " (the metadata's key)", name);
+      throw InvalidArgumentException.of("name", "not " + SafetensorsFile.METADATA_KEY + " (the metadata's key)",
+          name);
     }
     if (tensors.containsKey(name)) {
       throw InvalidArgumentException.of("name", "not added before", Json.quote(name));

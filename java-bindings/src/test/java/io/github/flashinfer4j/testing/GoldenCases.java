@@ -123,19 +123,6 @@ public final class GoldenCases {
     return Collections.unmodifiableMap(out);
   }
 
-  /** The {@code cases} metadata of a file read by the old test reader (until compat run moves to the main code). */
-  public static Map<String, Map<String, Object>> cases(Safetensors f) {
-    @SuppressWarnings("unchecked")
-    Map<String, Map<String, Object>> parsed = (Map<String, Map<String, Object>>) (Map<?, ?>) Json.parseObject(
-        f.metadata().get("cases"));
-    return parsed;
-  }
-
-  /** The old test reader's entry {@code <caseName>.<field>} (until compat run moves to the main code). */
-  public static Safetensors.Entry tensor(Safetensors f, String caseName, String field) {
-    return f.get(caseName + "." + field);
-  }
-
   /** The tensor {@code <caseName>.<field>} on {@code device}, which must be of {@code dtype}. Close it. */
   public static Tensor load(SafetensorsFile f, String caseName, String field, Device device, DType dtype)
       throws IOException {
