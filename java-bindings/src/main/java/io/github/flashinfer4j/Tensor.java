@@ -203,6 +203,37 @@ public final class Tensor implements AutoCloseable {
     return wrap(device, address, dtype, s, contiguousStrides(s));
   }
 
+  /**
+   * A contiguous CPU tensor over the memory of a direct buffer (a mapped file region), from its position on. The
+   * tensor, its views and every native call that pins them keep {@code buffer} reachable, so the memory stays valid
+   * while any of them is in use; closing the tensor frees nothing (the buffer's own life cycle does).
+   */
+  static Tensor wrapHost(ByteBuffer buffer, DType dtype, long[] shape) {
+    Native.ensureLoaded();
+    check(buffer != null && buffer.isDirect(), "buffer", "a direct buffer", buffer);
+    check(dtype != null, "dtype", "non-null", "null");
+    long[] s = checkShape(shape);
+    long bytes = Math.multiplyExact(numelOf(s), (long) dtype.byteSize());
+    check(bytes > 0 && bytes <= buffer.remaining(), "buffer.remaining()", ">= " + bytes + " and > 0",
+        buffer.remaining());
+    ByteBuffer view = buffer.slice();
+    long addr = directAddress(view);
+    check(addr % dtype.byteSize() == 0, "buffer address",
+        "aligned to the " + dtype.byteSize() + "-byte elements of " + dtype, "0x" + Long.toHexString(addr));
+    Device cpu = Device.cpu();
+    Native.Resource resource = Native.Resource.borrowed(
+        new Native.AllocationInfo("mapped tensor", dtype, s, cpu, bytes), view);
+    return new Tensor(new Memory(cpu, addr, bytes, resource), addr, dtype, s, contiguousStrides(s), true);
+  }
+
+  /** The address of a direct buffer's element 0 (the caller keeps the buffer reachable while it is used). */
+  private static long directAddress(ByteBuffer direct) {
+    check(direct.isDirect(), "buffer", "a direct buffer", direct);
+    try (Pointer p = new Pointer(direct.slice())) {  // a slice starts at position 0: its address is its start
+      return p.address();
+    }
+  }
+
   public Device device() {
     return memory.device;
   }
@@ -451,6 +482,54 @@ public final class Tensor implements AutoCloseable {
         return;
       }
       Native.check(Fi4j.fi4j_memcpy(device().code(), dst, other.device().code(), src, byteSize()));
+    }
+  }
+
+  /**
+   * Copies the remaining bytes of the direct buffer {@code src} into this contiguous tensor from byte
+   * {@code byteOffset} on, in one native copy with no staging (host memcpy for the CPU, cudaMemcpy for CUDA).
+   */
+  void copyFromHost(long byteOffset, ByteBuffer src) {
+    checkOpen();
+    requireContiguous();
+    check(src != null && src.isDirect(), "src", "a direct buffer", src);
+    long n = src.remaining();
+    check(byteOffset >= 0 && byteOffset <= byteSize() - n, "byteOffset", "in [0, " + (byteSize() - n) + "]",
+        byteOffset);
+    if (n == 0) {
+      return;
+    }
+    pin();
+    try {
+      Native.check(Fi4j.fi4j_memcpy(memory.device.code(), Native.pointer(address + byteOffset), Native.CPU,
+          Native.pointer(directAddress(src)), n));
+    } finally {
+      unpin();
+      java.lang.ref.Reference.reachabilityFence(src);
+    }
+  }
+
+  /**
+   * Copies {@code dst.remaining()} bytes of this contiguous tensor, from byte {@code byteOffset} on, into the direct
+   * buffer {@code dst} (its position is not moved), in one native copy.
+   */
+  void copyToHost(long byteOffset, ByteBuffer dst) {
+    checkOpen();
+    requireContiguous();
+    check(dst != null && dst.isDirect() && !dst.isReadOnly(), "dst", "a writable direct buffer", dst);
+    long n = dst.remaining();
+    check(byteOffset >= 0 && byteOffset <= byteSize() - n, "byteOffset", "in [0, " + (byteSize() - n) + "]",
+        byteOffset);
+    if (n == 0) {
+      return;
+    }
+    pin();
+    try {
+      Native.check(Fi4j.fi4j_memcpy(Native.CPU, Native.pointer(directAddress(dst)), memory.device.code(),
+          Native.pointer(address + byteOffset), n));
+    } finally {
+      unpin();
+      java.lang.ref.Reference.reachabilityFence(dst);
     }
   }
 
@@ -725,6 +804,21 @@ public final class Tensor implements AutoCloseable {
     @Override
     public Tensor allocateUntracked(String what, Device device, DType dtype, long... shape) {
       return Tensor.allocate(what, false, device, dtype, shape);
+    }
+
+    @Override
+    public Tensor wrapHost(ByteBuffer buffer, DType dtype, long[] shape) {
+      return Tensor.wrapHost(buffer, dtype, shape);
+    }
+
+    @Override
+    public void copyFromHost(Tensor dst, long byteOffset, ByteBuffer src) {
+      dst.copyFromHost(byteOffset, src);
+    }
+
+    @Override
+    public void copyToHost(Tensor src, long byteOffset, ByteBuffer dst) {
+      src.copyToHost(byteOffset, dst);
     }
 
     @Override

@@ -15,7 +15,6 @@ import io.github.flashinfer4j.attention.KvLayout;
 import io.github.flashinfer4j.attention.PageTable;
 import io.github.flashinfer4j.attention.PagedKvCache;
 import io.github.flashinfer4j.attention.SinglePrefill;
-import io.github.flashinfer4j.testing.Json;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;

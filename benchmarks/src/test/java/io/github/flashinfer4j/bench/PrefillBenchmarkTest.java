@@ -10,7 +10,6 @@ import static org.junit.jupiter.api.Assertions.fail;
 import io.github.flashinfer4j.DType;
 import io.github.flashinfer4j.bench.PrefillBenchmark.Config;
 import io.github.flashinfer4j.bench.PrefillBenchmark.Shape;
-import io.github.flashinfer4j.testing.Json;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;

@@ -5,6 +5,7 @@ import io.github.flashinfer4j.Device;
 import io.github.flashinfer4j.KernelConfig;
 import io.github.flashinfer4j.Stream;
 import io.github.flashinfer4j.Tensor;
+import java.nio.ByteBuffer;
 import org.bytedeco.javacpp.Pointer;
 
 /**
@@ -43,6 +44,18 @@ public interface CoreAccess {
    * {@link Native#whenUnreachable} (no leak warning).
    */
   Tensor allocateUntracked(String what, Device device, DType dtype, long... shape);
+
+  /**
+   * A contiguous CPU tensor over a direct buffer's memory from its position on (a mapped file region): no copy. The
+   * tensor, its views and the native calls that pin them keep {@code buffer} reachable; closing frees nothing.
+   */
+  Tensor wrapHost(ByteBuffer buffer, DType dtype, long[] shape);
+
+  /** Copies the remaining bytes of a direct buffer into a contiguous tensor at a byte offset, in one native copy. */
+  void copyFromHost(Tensor dst, long byteOffset, ByteBuffer src);
+
+  /** Copies {@code dst.remaining()} bytes of a contiguous tensor from a byte offset into a direct buffer. */
+  void copyToHost(Tensor src, long byteOffset, ByteBuffer dst);
 
   /** The native device code (FI4J_DEVICE_CPU or the CUDA ordinal). */
   int code(Device device);

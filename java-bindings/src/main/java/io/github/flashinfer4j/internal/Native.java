@@ -223,10 +223,13 @@ public final class Native {
   public static final class Resource {
     private final State state;
     private final Cleaner.Cleanable cleanable;  // null when there is nothing to release
+    @SuppressWarnings("unused")  // only held: whatever keeps borrowed memory valid stays reachable with this
+    private final Object keepAlive;
 
-    private Resource(State state, boolean track) {
+    private Resource(State state, boolean track, Object keepAlive) {
       this.state = state;
       this.cleanable = track ? CLEANER.register(this, state) : null;
+      this.keepAlive = keepAlive;
     }
 
     /**
@@ -234,7 +237,7 @@ public final class Native {
      * {@code description} (e.g. "Tensor(F16, [4, 8], cpu, 64 bytes)") names it in the leak warning.
      */
     public static Resource owning(Release release, Object description) {
-      return new Resource(new State(release, description), true);
+      return new Resource(new State(release, description), true, null);
     }
 
     /**
@@ -248,7 +251,16 @@ public final class Native {
 
     /** A resource with nothing native to release: only its open/closed state (views, wraps, borrowed handles). */
     public static Resource borrowed(Object description) {
-      return new Resource(new State(null, description), false);
+      return new Resource(new State(null, description), false, null);
+    }
+
+    /**
+     * A borrowed resource over memory that {@code keepAlive} keeps valid while it is reachable (a mapped file's
+     * {@link java.nio.MappedByteBuffer}): the resource, and so every object that holds it and every native call that
+     * pins it, keeps {@code keepAlive} reachable.
+     */
+    public static Resource borrowed(Object description, Object keepAlive) {
+      return new Resource(new State(null, description), false, java.util.Objects.requireNonNull(keepAlive));
     }
 
     public boolean isClosed() {

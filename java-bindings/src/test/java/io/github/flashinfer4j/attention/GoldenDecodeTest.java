@@ -6,12 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.github.flashinfer4j.DType;
 import io.github.flashinfer4j.Device;
 import io.github.flashinfer4j.Tensor;
+import io.github.flashinfer4j.safetensors.SafetensorsFile;
 import io.github.flashinfer4j.testing.Assertions2;
 import io.github.flashinfer4j.testing.GoldenCases;
 import io.github.flashinfer4j.testing.Gpu;
-import io.github.flashinfer4j.testing.Safetensors;
 import java.io.IOException;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -25,13 +24,12 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class GoldenDecodeTest {
   static List<Arguments> cases() throws IOException {
-    Path file = GoldenCases.file("decode").orElseThrow(() -> new IllegalStateException(
-        "golden decode file not found: set -D" + GoldenCases.PROPERTY + " or check out next to ../shared"));
-    Safetensors f = Safetensors.open(file);
     List<Arguments> out = new ArrayList<>();
-    for (String name : GoldenCases.cases(f).keySet()) {
-      for (Device d : Gpu.devices()) {
-        out.add(Arguments.of(name, d));
+    try (SafetensorsFile f = GoldenCases.open("decode")) {
+      for (String name : GoldenCases.cases(f).keySet()) {
+        for (Device d : Gpu.devices()) {
+          out.add(Arguments.of(name, d));
+        }
       }
     }
     assertEquals(4 * Gpu.devices().size(), out.size(), "all four golden decode cases");
@@ -41,7 +39,12 @@ class GoldenDecodeTest {
   @ParameterizedTest(name = "{0} on {1}")
   @MethodSource("cases")
   void matchesFlashInfer(String name, Device device) throws IOException {
-    Safetensors f = Safetensors.open(GoldenCases.file("decode").get());
+    try (SafetensorsFile f = GoldenCases.open("decode")) {
+      matches(f, name, device);
+    }
+  }
+
+  private static void matches(SafetensorsFile f, String name, Device device) throws IOException {
     Map<String, Object> c = GoldenCases.cases(f).get(name);
     assertEquals("batch_decode_paged", c.get("op"));
     DType dtype = "torch.bfloat16".equals(c.get("dtype")) ? DType.BF16 : DType.F16;
@@ -59,16 +62,13 @@ class GoldenDecodeTest {
     }
     AttentionOptions opts = ob.build();
 
-    Safetensors.Entry q = GoldenCases.tensor(f, name, "q");
-    Safetensors.Entry kc = GoldenCases.tensor(f, name, "k_cache");
-    int batch = (int) q.shape()[0];
-    try (Tensor qT = upload(device, dtype, q);
-        Tensor kT = upload(device, dtype, kc);
-        Tensor vT = upload(device, dtype, GoldenCases.tensor(f, name, "v_cache"));
+    int batch = (int) f.info(name + ".q").shape()[0];
+    try (Tensor qT = GoldenCases.load(f, name, "q", device, dtype);
+        Tensor kT = GoldenCases.load(f, name, "k_cache", device, dtype);
+        Tensor vT = GoldenCases.load(f, name, "v_cache", device, dtype);
         PagedKvCache cache = PagedKvCache.of(kT, vT, layout);
-        PageTable table = PageTable.of(device, pageSize, GoldenCases.tensor(f, name, "kv_indptr").toInts(),
-            GoldenCases.tensor(f, name, "kv_indices").toInts(),
-            GoldenCases.tensor(f, name, "kv_last_page_len").toInts());
+        PageTable table = PageTable.of(device, pageSize, GoldenCases.ints(f, name, "kv_indptr"),
+            GoldenCases.ints(f, name, "kv_indices"), GoldenCases.ints(f, name, "kv_last_page_len"));
         Tensor out = Tensor.empty(device, dtype, batch, hq, dim);
         Tensor lse = Tensor.empty(device, DType.F32, batch, hq);
         BatchDecodeWithPagedKvCache dec = new BatchDecodeWithPagedKvCache(device)) {
@@ -77,18 +77,11 @@ class GoldenDecodeTest {
       dec.plan(table, hq, hkv, dim, pageSize, dtype, opts);
       dec.run(qT, cache, out, lse);
       device.synchronize();
-      float[] expectedO = GoldenCases.tensor(f, name, "o").toFloats();
-      float[] expectedLse = GoldenCases.tensor(f, name, "lse").toFloats();
+      float[] expectedO = GoldenCases.floats(f, name, "o");
+      float[] expectedLse = GoldenCases.floats(f, name, "lse");
       Assertions2.assertClose(expectedO, out.toFloatArray(), Assertions2.tolerance(dtype), name + " o on " + device);
       Assertions2.assertClose(expectedLse, lse.toFloatArray(), 1e-3, name + " lse on " + device);
       assertTrue(table.totalTokens() > 0);
     }
-  }
-
-  private static Tensor upload(Device device, DType dtype, Safetensors.Entry e) {
-    assertEquals(dtype == DType.BF16 ? "BF16" : "F16", e.dtype(), "golden tensor dtype");
-    Tensor t = Tensor.empty(device, dtype, e.shape());
-    t.copyFrom(e.bytes());
-    return t;
   }
 }

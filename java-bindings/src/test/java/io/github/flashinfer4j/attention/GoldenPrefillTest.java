@@ -7,12 +7,11 @@ import static org.junit.jupiter.api.Assertions.fail;
 import io.github.flashinfer4j.DType;
 import io.github.flashinfer4j.Device;
 import io.github.flashinfer4j.Tensor;
+import io.github.flashinfer4j.safetensors.SafetensorsFile;
 import io.github.flashinfer4j.testing.Assertions2;
 import io.github.flashinfer4j.testing.GoldenCases;
 import io.github.flashinfer4j.testing.Gpu;
-import io.github.flashinfer4j.testing.Safetensors;
 import java.io.IOException;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -27,12 +26,12 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class GoldenPrefillTest {
   static List<Arguments> cases() throws IOException {
-    Path file = GoldenCases.file("prefill").orElseThrow(() -> new IllegalStateException(
-        "golden prefill file not found: set -D" + GoldenCases.PROPERTY + " or check out next to ../shared"));
     List<Arguments> out = new ArrayList<>();
-    for (String name : GoldenCases.cases(Safetensors.open(file)).keySet()) {
-      for (Device d : Gpu.devices()) {
-        out.add(Arguments.of(name, d));
+    try (SafetensorsFile f = GoldenCases.open("prefill")) {
+      for (String name : GoldenCases.cases(f).keySet()) {
+        for (Device d : Gpu.devices()) {
+          out.add(Arguments.of(name, d));
+        }
       }
     }
     assertEquals(4 * Gpu.devices().size(), out.size(), "all four golden prefill cases");
@@ -42,7 +41,12 @@ class GoldenPrefillTest {
   @ParameterizedTest(name = "{0} on {1}")
   @MethodSource("cases")
   void matchesFlashInfer(String name, Device device) throws IOException {
-    Safetensors f = Safetensors.open(GoldenCases.file("prefill").get());
+    try (SafetensorsFile f = GoldenCases.open("prefill")) {
+      matches(f, name, device);
+    }
+  }
+
+  private static void matches(SafetensorsFile f, String name, Device device) throws IOException {
     Map<String, Object> c = GoldenCases.cases(f).get(name);
     DType dtype = "torch.bfloat16".equals(c.get("dtype")) ? DType.BF16 : DType.F16;
     int hq = ((Number) c.get("num_qo_heads")).intValue();
@@ -59,13 +63,12 @@ class GoldenPrefillTest {
     boolean custom = Boolean.TRUE.equals(c.get("custom_mask"));
     AttentionMask mask = custom ? AttentionMask.custom(unpackedMask(f, name))
         : AttentionMask.causal(Boolean.TRUE.equals(c.get("causal")));
-    int[] qoIndptr = GoldenCases.tensor(f, name, "qo_indptr").toInts();
-    Safetensors.Entry q = GoldenCases.tensor(f, name, "q");
-    int nnzQo = (int) q.shape()[0];
-    float[] expectedO = GoldenCases.tensor(f, name, "o").toFloats();
-    float[] expectedLse = GoldenCases.tensor(f, name, "lse").toFloats();
+    int[] qoIndptr = GoldenCases.ints(f, name, "qo_indptr");
+    int nnzQo = (int) f.info(name + ".q").shape()[0];
+    float[] expectedO = GoldenCases.floats(f, name, "o");
+    float[] expectedLse = GoldenCases.floats(f, name, "lse");
 
-    try (Tensor qT = upload(device, dtype, q);
+    try (Tensor qT = GoldenCases.load(f, name, "q", device, dtype);
         Tensor out = Tensor.empty(device, dtype, nnzQo, hq, dim);
         Tensor lse = Tensor.empty(device, DType.F32, nnzQo, hq)) {
       out.fillBytes(0xff);
@@ -74,12 +77,12 @@ class GoldenPrefillTest {
         case "batch_prefill_paged": {
           KvLayout layout = KvLayout.valueOf((String) c.get("layout"));
           int pageSize = ((Number) c.get("page_size")).intValue();
-          try (Tensor k = upload(device, dtype, GoldenCases.tensor(f, name, "k_cache"));
-              Tensor v = upload(device, dtype, GoldenCases.tensor(f, name, "v_cache"));
+          try (Tensor k = GoldenCases.load(f, name, "k_cache", device, dtype);
+              Tensor v = GoldenCases.load(f, name, "v_cache", device, dtype);
               PagedKvCache cache = PagedKvCache.of(k, v, layout);
-              PageTable table = PageTable.of(device, pageSize, GoldenCases.tensor(f, name, "kv_indptr").toInts(),
-                  GoldenCases.tensor(f, name, "kv_indices").toInts(),
-                  GoldenCases.tensor(f, name, "kv_last_page_len").toInts());
+              PageTable table = PageTable.of(device, pageSize, GoldenCases.ints(f, name, "kv_indptr"),
+                  GoldenCases.ints(f, name, "kv_indices"),
+                  GoldenCases.ints(f, name, "kv_last_page_len"));
               BatchPrefillWithPagedKvCache op = new BatchPrefillWithPagedKvCache(device)) {
             op.plan(qoIndptr, table, hq, hkv, dim, dtype, mask, opts, null);
             op.run(qT, cache, out, lse);
@@ -101,10 +104,10 @@ class GoldenPrefillTest {
           break;
         }
         case "batch_prefill_ragged": {
-          try (Tensor k = upload(device, dtype, GoldenCases.tensor(f, name, "k"));
-              Tensor v = upload(device, dtype, GoldenCases.tensor(f, name, "v"));
+          try (Tensor k = GoldenCases.load(f, name, "k", device, dtype);
+              Tensor v = GoldenCases.load(f, name, "v", device, dtype);
               BatchPrefillWithRaggedKvCache op = new BatchPrefillWithRaggedKvCache(device)) {
-            op.plan(qoIndptr, GoldenCases.tensor(f, name, "kv_indptr").toInts(), hq, hkv, dim, dtype, mask, opts,
+            op.plan(qoIndptr, GoldenCases.ints(f, name, "kv_indptr"), hq, hkv, dim, dtype, mask, opts,
                 null);
             op.run(qT, k, v, out, lse);
             check(name, device, dtype, expectedO, expectedLse, out, lse);
@@ -138,19 +141,12 @@ class GoldenPrefillTest {
     }
   }
 
-  static boolean[] unpackedMask(Safetensors f, String name) {
-    byte[] bytes = GoldenCases.tensor(f, name, "custom_mask").toBytes();
+  static boolean[] unpackedMask(SafetensorsFile f, String name) throws IOException {
+    byte[] bytes = GoldenCases.bytes(f, name, "custom_mask");
     boolean[] mask = new boolean[bytes.length];
     for (int i = 0; i < bytes.length; i++) {
       mask[i] = bytes[i] != 0;
     }
     return mask;
-  }
-
-  private static Tensor upload(Device device, DType dtype, Safetensors.Entry e) {
-    assertEquals(dtype == DType.BF16 ? "BF16" : "F16", e.dtype(), "golden tensor dtype");
-    Tensor t = Tensor.empty(device, dtype, e.shape());
-    t.copyFrom(e.bytes());
-    return t;
   }
 }

@@ -7,8 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.flashinfer4j.InvalidArgumentException;
+import io.github.flashinfer4j.safetensors.SafetensorsFile;
 import io.github.flashinfer4j.testing.GoldenCases;
-import io.github.flashinfer4j.testing.Safetensors;
 import java.io.IOException;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
@@ -86,12 +86,17 @@ class MasksTest {
 
   @Test
   void goldenTreeMaskPacksPerRequest() throws IOException {
-    Safetensors f = Safetensors.open(GoldenCases.file("prefill").orElseThrow());
     String name = "prefill_paged_treemask_bf16_d128";
-    boolean[] mask = GoldenPrefillTest.unpackedMask(f, name);
-    int[] qo = GoldenCases.tensor(f, name, "qo_indptr").toInts();
-    int[] kvIndptr = GoldenCases.tensor(f, name, "kv_indptr").toInts();
-    int[] last = GoldenCases.tensor(f, name, "kv_last_page_len").toInts();
+    boolean[] mask;
+    int[] qo;
+    int[] kvIndptr;
+    int[] last;
+    try (SafetensorsFile f = GoldenCases.open("prefill")) {
+      mask = GoldenPrefillTest.unpackedMask(f, name);
+      qo = GoldenCases.ints(f, name, "qo_indptr");
+      kvIndptr = GoldenCases.ints(f, name, "kv_indptr");
+      last = GoldenCases.ints(f, name, "kv_last_page_len");
+    }
     int pageSize = 16;
     int batch = qo.length - 1;
     int[] elements = new int[batch + 1];

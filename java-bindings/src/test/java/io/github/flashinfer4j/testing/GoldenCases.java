@@ -1,6 +1,12 @@
 package io.github.flashinfer4j.testing;
 
+import io.github.flashinfer4j.DType;
+import io.github.flashinfer4j.Device;
+import io.github.flashinfer4j.Tensor;
+import io.github.flashinfer4j.internal.Json;
+import io.github.flashinfer4j.safetensors.SafetensorsFile;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
@@ -75,32 +81,39 @@ public final class GoldenCases {
    * Opens the golden file of one kind, or aborts the calling test (JUnit assumption: reported as
    * skipped) when it cannot be found.
    */
-  public static Safetensors openOrSkip(String kind) throws IOException {
+  public static SafetensorsFile openOrSkip(String kind) throws IOException {
     Optional<Path> f = file(kind);
     Assumptions.assumeTrue(f.isPresent(), () -> "golden file '" + kind + "' not found (set -D" + PROPERTY
         + " or provide shared/golden/" + FOLDER + " above the working directory)");
-    return Safetensors.open(f.get());
+    return SafetensorsFile.open(f.get());
+  }
+
+  /** Opens the golden file of one kind; a missing file is an error (the golden tests fail, not skip). */
+  public static SafetensorsFile open(String kind) throws IOException {
+    Path f = file(kind).orElseThrow(() -> new IllegalStateException("golden " + kind + " file not found: set -D"
+        + PROPERTY + " or check out next to ../shared"));
+    return SafetensorsFile.open(f);
   }
 
   /**
    * Parses the {@code cases} metadata: case name to parameters (JSON values: String, Long,
    * Double, Boolean, null, List, Map), in file order. Unmodifiable.
    */
-  public static Map<String, Map<String, Object>> cases(Safetensors f) {
+  public static Map<String, Map<String, Object>> cases(SafetensorsFile f) {
     String json = f.metadata().get("cases");
     if (json == null) {
-      throw new IllegalArgumentException("no 'cases' metadata in " + f.source());
+      throw new IllegalArgumentException("no 'cases' metadata in " + f.path());
     }
     Map<String, Object> parsed;
     try {
       parsed = Json.parseObject(json);
     } catch (Json.ParseException e) {
-      throw new IllegalArgumentException("bad 'cases' metadata in " + f.source() + ": " + e.getMessage(), e);
+      throw new IllegalArgumentException("bad 'cases' metadata in " + f.path() + ": " + e.getMessage(), e);
     }
     Map<String, Map<String, Object>> out = new LinkedHashMap<>();
     for (Map.Entry<String, Object> e : parsed.entrySet()) {
       if (!(e.getValue() instanceof Map)) {
-        throw new IllegalArgumentException("case " + e.getKey() + " in " + f.source()
+        throw new IllegalArgumentException("case " + e.getKey() + " in " + f.path()
             + " is not an object but " + Json.typeName(e.getValue()));
       }
       @SuppressWarnings("unchecked")
@@ -110,8 +123,37 @@ public final class GoldenCases {
     return Collections.unmodifiableMap(out);
   }
 
-  /** The tensor {@code <caseName>.<field>} of a golden file. */
-  public static Safetensors.Entry tensor(Safetensors f, String caseName, String field) {
-    return f.get(caseName + "." + field);
+  /** The tensor {@code <caseName>.<field>} on {@code device}, which must be of {@code dtype}. Close it. */
+  public static Tensor load(SafetensorsFile f, String caseName, String field, Device device, DType dtype)
+      throws IOException {
+    String name = caseName + "." + field;
+    DType actual = f.info(name).dtype().dtype().orElse(null);
+    if (actual != dtype) {
+      throw new IllegalArgumentException("golden tensor " + name + " is " + f.info(name).dtype() + ", expected "
+          + dtype);
+    }
+    return f.load(name, device);
+  }
+
+  /** The F16, BF16 or F32 tensor {@code <caseName>.<field>} as floats. */
+  public static float[] floats(SafetensorsFile f, String caseName, String field) throws IOException {
+    try (Tensor t = f.load(caseName + "." + field, Device.cpu())) {
+      return t.toFloatArray();
+    }
+  }
+
+  /** The I32 tensor {@code <caseName>.<field>}. */
+  public static int[] ints(SafetensorsFile f, String caseName, String field) throws IOException {
+    try (Tensor t = f.load(caseName + "." + field, Device.cpu())) {
+      return t.toIntArray();
+    }
+  }
+
+  /** The raw bytes of the tensor {@code <caseName>.<field>}. */
+  public static byte[] bytes(SafetensorsFile f, String caseName, String field) throws IOException {
+    ByteBuffer b = f.bytes(caseName + "." + field);
+    byte[] out = new byte[b.remaining()];
+    b.get(out);
+    return out;
   }
 }

@@ -12,15 +12,21 @@ import io.github.flashinfer4j.attention.PageTable;
 import io.github.flashinfer4j.attention.PagedKvCache;
 import io.github.flashinfer4j.attention.SingleDecode;
 import io.github.flashinfer4j.attention.SinglePrefill;
-import io.github.flashinfer4j.testing.Safetensors;
+import io.github.flashinfer4j.safetensors.SafetensorsDType;
+import io.github.flashinfer4j.safetensors.SafetensorsFile;
+import io.github.flashinfer4j.safetensors.TensorInfo;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
  * Runs one case of a golden-layout file through the flashinfer4j API and returns its outputs ({@code o},
- * {@code lse}) as safetensors data: batch decode (paged), single decode, batch prefill (paged and ragged) and
+ * {@code lse}) as raw safetensors data (inputs are loaded with {@link SafetensorsFile#load}, straight to the
+ * device): batch decode (paged), single decode, batch prefill (paged and ragged) and
  * single prefill, with the case's mask ({@code causal}, or {@code custom_mask}: the tensor of that name, one byte
  * per element, requests' {@code [qoLen, kvLen]} blocks concatenated) and options. Ops that flashinfer4j does not
  * implement yet are {@link CaseParams.Unsupported}; a configuration the device cannot run (prefill on CUDA until
@@ -31,15 +37,18 @@ final class CaseRunner {
   static final String[] NOT_YET = {"merge_state", "merge_states"};
 
   private final Device device;
-  private final Safetensors file;
+  private final SafetensorsFile file;
 
-  CaseRunner(Device device, Safetensors file) {
+  /** One output: raw little-endian bytes with their dtype and shape, for SafetensorsWriter. */
+  record Output(SafetensorsDType dtype, long[] shape, ByteBuffer bytes) {}
+
+  CaseRunner(Device device, SafetensorsFile file) {
     this.device = device;
     this.file = file;
   }
 
   /** The outputs of case {@code name}, field name to data. */
-  Map<String, Safetensors.TensorData> run(String name, CaseParams p) {
+  Map<String, Output> run(String name, CaseParams p) {
     String op = p.op();
     switch (op) {
       case "batch_decode_paged":
@@ -73,11 +82,11 @@ final class CaseRunner {
     void run(Tensor out, Tensor lse);
   }
 
-  private Map<String, Safetensors.TensorData> batchDecodePaged(String name, CaseParams p) {
+  private Map<String, Output> batchDecodePaged(String name, CaseParams p) {
     DType dtype = p.dtype();
     Heads h = Heads.of(p);
     int pageSize = p.integer("page_size");
-    Safetensors.Entry q = entry(name, "q");
+    TensorInfo q = entry(name, "q");
     expectShape(name, "q", q, -1, h.qo(), h.dim());
     try (Tensor qT = upload(name, "q", dtype, q);
         Tensor kT = upload(name, "k_cache", dtype, entry(name, "k_cache"));
@@ -92,13 +101,13 @@ final class CaseRunner {
     }
   }
 
-  private Map<String, Safetensors.TensorData> singleDecode(String name, CaseParams p) {
+  private Map<String, Output> singleDecode(String name, CaseParams p) {
     DType dtype = p.dtype();
     KvLayout layout = p.layout();
     Heads h = Heads.of(p);
-    Safetensors.Entry q = entry(name, "q");
+    TensorInfo q = entry(name, "q");
     expectShape(name, "q", q, h.qo(), h.dim());
-    Safetensors.Entry k = keys(name, layout, h);
+    TensorInfo k = keys(name, layout, h);
     try (Tensor qT = upload(name, "q", dtype, q);
         Tensor kT = upload(name, "k", dtype, k);
         Tensor vT = upload(name, "v", dtype, entry(name, "v"))) {
@@ -107,11 +116,11 @@ final class CaseRunner {
     }
   }
 
-  private Map<String, Safetensors.TensorData> batchPrefillPaged(String name, CaseParams p) {
+  private Map<String, Output> batchPrefillPaged(String name, CaseParams p) {
     DType dtype = p.dtype();
     Heads h = Heads.of(p);
     int pageSize = p.integer("page_size");
-    Safetensors.Entry q = entry(name, "q");
+    TensorInfo q = entry(name, "q");
     expectShape(name, "q", q, -1, h.qo(), h.dim());
     int[] qoIndptr = ints(name, "qo_indptr");
     AttentionMask mask = mask(name, p);
@@ -128,13 +137,13 @@ final class CaseRunner {
     }
   }
 
-  private Map<String, Safetensors.TensorData> batchPrefillRagged(String name, CaseParams p) {
+  private Map<String, Output> batchPrefillRagged(String name, CaseParams p) {
     DType dtype = p.dtype();
     KvLayout layout = p.layout();
     Heads h = Heads.of(p);
-    Safetensors.Entry q = entry(name, "q");
+    TensorInfo q = entry(name, "q");
     expectShape(name, "q", q, -1, h.qo(), h.dim());
-    Safetensors.Entry k = keys(name, layout, h);
+    TensorInfo k = keys(name, layout, h);
     int[] qoIndptr = ints(name, "qo_indptr");
     int[] kvIndptr = ints(name, "kv_indptr");
     AttentionMask mask = mask(name, p);
@@ -149,13 +158,13 @@ final class CaseRunner {
     }
   }
 
-  private Map<String, Safetensors.TensorData> singlePrefill(String name, CaseParams p) {
+  private Map<String, Output> singlePrefill(String name, CaseParams p) {
     DType dtype = p.dtype();
     KvLayout layout = p.layout();
     Heads h = Heads.of(p);
-    Safetensors.Entry q = entry(name, "q");
+    TensorInfo q = entry(name, "q");
     expectShape(name, "q", q, -1, h.qo(), h.dim());
-    Safetensors.Entry k = keys(name, layout, h);
+    TensorInfo k = keys(name, layout, h);
     AttentionMask mask = mask(name, p);
     try (Tensor qT = upload(name, "q", dtype, q);
         Tensor kT = upload(name, "k", dtype, k);
@@ -170,7 +179,7 @@ final class CaseRunner {
    * bytes read as NaN, so anything the op leaves unwritten shows), runs the op, waits for the device and returns
    * both.
    */
-  private Map<String, Safetensors.TensorData> poisonedRun(DType dtype, long[] oShape, Op op) {
+  private Map<String, Output> poisonedRun(DType dtype, long[] oShape, Op op) {
     try (Tensor out = Tensor.empty(device, dtype, oShape);
         Tensor lse = Tensor.empty(device, DType.F32, Arrays.copyOf(oShape, oShape.length - 1))) {
       out.fillBytes(0xff);
@@ -188,8 +197,8 @@ final class CaseRunner {
   }
 
   /** The case's contiguous keys {@code k}: [len, hkv, dim] (NHD) or [hkv, len, dim] (HND), any len. */
-  private Safetensors.Entry keys(String name, KvLayout layout, Heads h) {
-    Safetensors.Entry k = entry(name, "k");
+  private TensorInfo keys(String name, KvLayout layout, Heads h) {
+    TensorInfo k = entry(name, "k");
     if (layout == KvLayout.NHD) {
       expectShape(name, "k", k, -1, h.kv(), h.dim());
     } else {
@@ -206,38 +215,40 @@ final class CaseRunner {
     if (!p.flag("custom_mask")) {
       return AttentionMask.causal(p.flag("causal"));
     }
-    Safetensors.Entry e = entry(name, "custom_mask");
-    if (!e.dtype().equals("U8") && !e.dtype().equals("BOOL")) {
+    TensorInfo e = entry(name, "custom_mask");
+    if (e.dtype() != SafetensorsDType.U8 && e.dtype() != SafetensorsDType.BOOL) {
       throw new IllegalArgumentException(name + ".custom_mask must be U8 or BOOL (one element per byte), got "
           + e.dtype());
     }
-    byte[] bytes = e.toBytes();
-    boolean[] keep = new boolean[bytes.length];
-    for (int i = 0; i < bytes.length; i++) {
-      keep[i] = bytes[i] != 0;
+    ByteBuffer bytes = io(() -> file.bytes(e.name()));
+    boolean[] keep = new boolean[bytes.remaining()];
+    for (int i = 0; i < keep.length; i++) {
+      keep[i] = bytes.get(i) != 0;
     }
     return AttentionMask.custom(keep);
   }
 
   // ---- helpers ----
 
-  private Safetensors.Entry entry(String name, String field) {
+  private TensorInfo entry(String name, String field) {
     String key = name + "." + field;
     if (!file.contains(key)) {
       throw new IllegalArgumentException("case " + name + " has no tensor " + key);
     }
-    return file.get(key);
+    return file.info(key);
   }
 
   private int[] ints(String name, String field) {
-    Safetensors.Entry e = entry(name, field);
-    if (!e.dtype().equals("I32")) {
+    TensorInfo e = entry(name, field);
+    if (e.dtype() != SafetensorsDType.I32) {
       throw new IllegalArgumentException(name + "." + field + " must be I32, got " + e.dtype());
     }
-    return e.toInts();
+    try (Tensor t = io(() -> file.load(e.name(), Device.cpu()))) {
+      return t.toIntArray();
+    }
   }
 
-  private static void expectShape(String name, String field, Safetensors.Entry e, long... expected) {
+  private static void expectShape(String name, String field, TensorInfo e, long... expected) {
     long[] s = e.shape();
     boolean ok = s.length == expected.length;
     for (int i = 0; ok && i < s.length; i++) {
@@ -253,57 +264,42 @@ final class CaseRunner {
     }
   }
 
-  private Tensor upload(String name, String field, DType dtype, Safetensors.Entry e) {
-    String want = safetensorsName(dtype);
-    if (!e.dtype().equals(want)) {
+  private Tensor upload(String name, String field, DType dtype, TensorInfo e) {
+    SafetensorsDType want = SafetensorsDType.of(dtype);
+    if (e.dtype() != want) {
       throw new IllegalArgumentException(name + "." + field + " is " + e.dtype() + " but the case's dtype is "
           + want);
     }
-    Tensor t = Tensor.empty(device, dtype, e.shape());
-    try {
-      if (t.byteSize() > 0) {
-        t.copyFrom(e.bytes());
-      }
-    } catch (RuntimeException ex) {
-      t.close();
-      throw ex;
-    }
-    return t;
+    return io(() -> file.load(e.name(), device));
   }
 
-  private static Map<String, Safetensors.TensorData> outputs(Tensor out, Tensor lse) {
-    Map<String, Safetensors.TensorData> m = new LinkedHashMap<>();
+  private static Map<String, Output> outputs(Tensor out, Tensor lse) {
+    Map<String, Output> m = new LinkedHashMap<>();
     m.put("o", download(out));
     m.put("lse", download(lse));
     return m;
   }
 
-  private static Safetensors.TensorData download(Tensor t) {
-    ByteBuffer b = ByteBuffer.allocate(Math.toIntExact(t.byteSize()));
+  private static Output download(Tensor t) {
+    ByteBuffer b = ByteBuffer.allocate(Math.toIntExact(t.byteSize())).order(ByteOrder.LITTLE_ENDIAN);
     if (t.byteSize() > 0) {
       t.copyTo(b);
     }
-    return Safetensors.tensor(safetensorsName(t.dtype()), b.array(), t.shape());
+    return new Output(SafetensorsDType.of(t.dtype()), t.shape(), b.flip());
   }
 
-  static String safetensorsName(DType dtype) {
-    switch (dtype) {
-      case BF16:
-        return "BF16";
-      case F16:
-        return "F16";
-      case F32:
-        return "F32";
-      case I32:
-        return "I32";
-      case U8:
-        return "U8";
-      case FP8_E4M3:
-        return "F8_E4M3";
-      case FP8_E5M2:
-        return "F8_E5M2";
-      default:
-        throw new IllegalArgumentException("no safetensors name for " + dtype);
+  /** A read of the input file; an I/O failure fails the case (an error, not a crash of the run). */
+  @FunctionalInterface
+  private interface Read<T> {
+    T get() throws IOException;
+  }
+
+  private static <T> T io(Read<T> read) {
+    try {
+      return read.get();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
     }
   }
+
 }

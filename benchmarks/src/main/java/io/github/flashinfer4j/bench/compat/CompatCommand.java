@@ -3,8 +3,9 @@ package io.github.flashinfer4j.bench.compat;
 import io.github.flashinfer4j.Device;
 import io.github.flashinfer4j.Flashinfer4jException;
 import io.github.flashinfer4j.UnsupportedConfigurationException;
-import io.github.flashinfer4j.testing.Json;
-import io.github.flashinfer4j.testing.Safetensors;
+import io.github.flashinfer4j.bench.Json;
+import io.github.flashinfer4j.safetensors.SafetensorsFile;
+import io.github.flashinfer4j.safetensors.SafetensorsWriter;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -15,7 +16,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.TreeMap;
 
 /**
  * {@code compat run CASES OUT [--device auto|cpu|cuda|cuda:N] [--case NAME]...}: runs every case of a
@@ -108,17 +108,32 @@ public final class CompatCommand {
 
   /** Runs the cases of {@code casesFile} (all, or those named in {@code only}) on {@code device}. */
   static int run(Path casesFile, Path outFile, Device device, List<String> only, PrintStream out, PrintStream err) {
-    Safetensors file;
+    SafetensorsFile file;
+    try {
+      file = SafetensorsFile.open(casesFile);
+    } catch (IOException | IllegalArgumentException e) {
+      err.println("compat: cannot read " + casesFile + ": " + e.getMessage());
+      return 1;
+    }
+    try (file) {
+      return run(file, casesFile, outFile, device, only, out, err);
+    } catch (IOException e) {
+      err.println("compat: closing " + casesFile + ": " + e.getMessage());
+      return 1;
+    }
+  }
+
+  private static int run(SafetensorsFile file, Path casesFile, Path outFile, Device device, List<String> only,
+      PrintStream out, PrintStream err) {
     Map<String, Object> cases;
     try {
-      file = Safetensors.open(casesFile);
       String json = file.metadata().get("cases");
       if (json == null) {
         err.println("compat: " + casesFile + " has no 'cases' metadata (not a golden-layout file)");
         return 1;
       }
       cases = Json.parseObject(json);
-    } catch (IOException | IllegalArgumentException e) {
+    } catch (IllegalArgumentException e) {
       err.println("compat: cannot read " + casesFile + ": " + e.getMessage());
       return 1;
     }
@@ -131,7 +146,7 @@ public final class CompatCommand {
     String deviceLabel = device + " (" + device.name() + ")";
     out.printf("compat run: %s on %s%n", casesFile, deviceLabel);
     CaseRunner runner = new CaseRunner(device, file);
-    Map<String, Safetensors.TensorData> tensors = new TreeMap<>();
+    SafetensorsWriter tensors = new SafetensorsWriter();
     Map<String, Object> outCases = new LinkedHashMap<>();
     int ok = 0;
     int unsupported = 0;
@@ -154,9 +169,10 @@ public final class CompatCommand {
         CaseParams p = new CaseParams(name, params);
         try {
           op = p.op();
-          Map<String, Safetensors.TensorData> result = runner.run(name, p);
-          for (Map.Entry<String, Safetensors.TensorData> r : result.entrySet()) {
-            tensors.put(name + "." + r.getKey(), r.getValue());
+          Map<String, CaseRunner.Output> result = runner.run(name, p);
+          for (Map.Entry<String, CaseRunner.Output> r : result.entrySet()) {
+            CaseRunner.Output o = r.getValue();
+            tensors.add(name + "." + r.getKey(), o.dtype(), o.shape(), o.bytes());
           }
           status = "ok";
         } catch (CaseParams.Unsupported | UnsupportedConfigurationException e) {
@@ -176,17 +192,16 @@ public final class CompatCommand {
       }
       out.printf("  %-40s %-22s %8.1f ms  %s%n", name, op, (System.nanoTime() - t0) / 1e6, status);
     }
-    Map<String, String> metadata = new LinkedHashMap<>();
-    metadata.put("cases", JsonWriter.write(outCases));
+    tensors.metadata("cases", JsonWriter.write(outCases));
     String inputSource = file.metadata().getOrDefault("source", "no source");
-    metadata.put("source", "flashinfer4j compat run on " + deviceLabel + " of " + casesFile.getFileName()
+    tensors.metadata("source", "flashinfer4j compat run on " + deviceLabel + " of " + casesFile.getFileName()
         + " [" + inputSource + "]");
     try {
       Path parent = outFile.toAbsolutePath().getParent();
       if (parent != null) {
         Files.createDirectories(parent);
       }
-      Safetensors.write(outFile, tensors, metadata);
+      tensors.write(outFile);
     } catch (IOException | RuntimeException e) {
       err.println("compat: cannot write " + outFile + ": " + e.getMessage());
       return 1;

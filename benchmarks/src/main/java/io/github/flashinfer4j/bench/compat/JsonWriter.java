@@ -1,6 +1,6 @@
 package io.github.flashinfer4j.bench.compat;
 
-import io.github.flashinfer4j.testing.Json;
+import io.github.flashinfer4j.bench.Json;
 import java.util.List;
 import java.util.Map;
 

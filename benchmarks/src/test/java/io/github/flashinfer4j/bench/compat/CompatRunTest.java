@@ -5,9 +5,15 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import io.github.flashinfer4j.DType;
+import io.github.flashinfer4j.Device;
+import io.github.flashinfer4j.Tensor;
+import io.github.flashinfer4j.bench.Json;
+import io.github.flashinfer4j.safetensors.SafetensorsDType;
+import io.github.flashinfer4j.safetensors.SafetensorsFile;
+import io.github.flashinfer4j.safetensors.SafetensorsWriter;
+import io.github.flashinfer4j.safetensors.TensorInfo;
 import io.github.flashinfer4j.testing.GoldenCases;
-import io.github.flashinfer4j.testing.Json;
-import io.github.flashinfer4j.testing.Safetensors;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -23,6 +29,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Assumptions;
@@ -62,21 +69,26 @@ class CompatRunTest {
 
   @Test
   void goldenDecodeCasesRunAndMatchFlashInfer() throws IOException {
-    Safetensors out = Safetensors.open(decodeOut);
-    Safetensors gold = Safetensors.open(goldenDecode);
+    try (SafetensorsFile out = SafetensorsFile.open(decodeOut);
+        SafetensorsFile gold = SafetensorsFile.open(goldenDecode)) {
+      decodeOutputsMatch(out, gold);
+    }
+  }
+
+  private static void decodeOutputsMatch(SafetensorsFile out, SafetensorsFile gold) throws IOException {
     Map<String, Map<String, Object>> cases = cases(out);
     assertEquals(Arrays.asList(DECODE_CASES), new ArrayList<>(cases.keySet()));
     for (String name : DECODE_CASES) {
       assertEquals("ok", cases.get(name).get("status"), name);
       assertEquals("batch_decode_paged", cases.get(name).get("op"), name + ": the parameters are repeated");
       for (String field : new String[] {"o", "lse"}) {
-        Safetensors.Entry got = out.get(name + "." + field);
-        Safetensors.Entry want = gold.get(name + "." + field);
+        TensorInfo got = out.info(name + "." + field);
+        TensorInfo want = gold.info(name + "." + field);
         assertEquals(want.dtype(), got.dtype(), name + "." + field);
         assertTrue(Arrays.equals(want.shape(), got.shape()), name + "." + field + " shape");
-        float[] w = want.toFloats();
-        float[] g = got.toFloats();
-        double tol = field.equals("lse") ? 1e-3 : want.dtype().equals("BF16") ? 1e-2 : 2e-3;
+        float[] w = floats(gold, want.name());
+        float[] g = floats(out, got.name());
+        double tol = field.equals("lse") ? 1e-3 : want.dtype() == SafetensorsDType.BF16 ? 1e-2 : 2e-3;
         for (int i = 0; i < w.length; i++) {
           if (!(Math.abs(g[i] - w[i]) <= tol * (1 + Math.abs(w[i])))) {
             fail(name + "." + field + "[" + i + "]: expected " + w[i] + ", got " + g[i]);
@@ -103,16 +115,16 @@ class CompatRunTest {
     Path out = tmp.resolve("prefill-out.safetensors");
     Run run = compat("run", gold.toString(), out.toString(), "--device", "cpu");
     assertEquals(0, run.rc, run.output);
-    Safetensors o = Safetensors.open(out);
-    Safetensors g = Safetensors.open(gold);
-    Map<String, Map<String, Object>> status = cases(o);
-    assertEquals(Arrays.asList(PREFILL_CASES), new ArrayList<>(status.keySet()));
-    for (String name : PREFILL_CASES) {
-      assertEquals("ok", status.get(name).get("status"), name);
-      for (String field : new String[] {"o", "lse"}) {
-        assertEquals(g.get(name + "." + field).dtype(), o.get(name + "." + field).dtype(), name + "." + field);
-        assertTrue(Arrays.equals(g.get(name + "." + field).shape(), o.get(name + "." + field).shape()),
-            name + "." + field + " shape");
+    try (SafetensorsFile o = SafetensorsFile.open(out); SafetensorsFile g = SafetensorsFile.open(gold)) {
+      Map<String, Map<String, Object>> status = cases(o);
+      assertEquals(Arrays.asList(PREFILL_CASES), new ArrayList<>(status.keySet()));
+      for (String name : PREFILL_CASES) {
+        assertEquals("ok", status.get(name).get("status"), name);
+        for (String field : new String[] {"o", "lse"}) {
+          assertEquals(g.info(name + "." + field).dtype(), o.info(name + "." + field).dtype(), name + "." + field);
+          assertTrue(Arrays.equals(g.info(name + "." + field).shape(), o.info(name + "." + field).shape()),
+              name + "." + field + " shape");
+        }
       }
     }
     Run r = compare(gold, out);
@@ -129,14 +141,16 @@ class CompatRunTest {
 
     // the bound applies to expectations from FlashInfer only: the same expected outputs labelled as coming from
     // elsewhere are held to SPEC's 1e-3, which that element fails
-    Map<String, Safetensors.TensorData> tensors = new TreeMap<>();
-    for (String n : g.names()) {
-      tensors.put(n, g.get(n));
-    }
-    Map<String, String> meta = new LinkedHashMap<>(g.metadata());
-    meta.put("source", "CompatRunTest: FlashInfer's outputs relabelled as a float64 reference's");
     Path relabelled = tmp.resolve("prefill-relabelled.safetensors");
-    Safetensors.write(relabelled, tensors, meta);
+    try (SafetensorsFile g = SafetensorsFile.open(gold)) {
+      Tensors tensors = new Tensors();
+      for (String n : g.names()) {
+        tensors.put(g, n);
+      }
+      Map<String, String> meta = new LinkedHashMap<>(g.metadata());
+      meta.put("source", "CompatRunTest: FlashInfer's outputs relabelled as a float64 reference's");
+      tensors.write(relabelled, meta);
+    }
     Run strict = compare(relabelled, out);
     assertEquals(1, strict.rc, strict.output);
     assertTrue(row(strict.output, "prefill_paged_causal_bf16_d128").endsWith("FAIL"), strict.output);
@@ -147,7 +161,7 @@ class CompatRunTest {
   @Test
   void prefillRunsAndPassesMergeIsSkipped() throws Exception {
     Path mixed = tmp.resolve("mixed.safetensors");
-    Map<String, Safetensors.TensorData> tensors = new TreeMap<>();
+    Tensors tensors = new Tensors();
     Map<String, Object> cases = new LinkedHashMap<>();
     take(golden("decode"), "decode_mqa_bf16_d128_p16", tensors, cases);
     take(golden("prefill"), "prefill_paged_treemask_bf16_d128", tensors, cases);
@@ -155,25 +169,29 @@ class CompatRunTest {
     take(golden("merge"), "merge_state_bf16", tensors, cases);
     singlePrefillCase(tensors, cases);
     unsupportedPrefillCase(tensors, cases);
-    Safetensors.write(mixed, tensors, Map.of("cases", JsonWriter.write(cases), "source", "CompatRunTest"));
+    tensors.write(mixed, Map.of("cases", JsonWriter.write(cases), "source", "CompatRunTest"));
     Path out = tmp.resolve("mixed-out.safetensors");
     Run run = compat("run", mixed.toString(), out.toString(), "--device", "cpu");
     assertEquals(0, run.rc, "unsupported cases are not failures\n" + run.output);
-    Safetensors o = Safetensors.open(out);
-    Map<String, Map<String, Object>> status = cases(o);
+    Map<String, Map<String, Object>> status;
+    Set<String> names;
+    try (SafetensorsFile o = SafetensorsFile.open(out)) {
+      status = cases(o);
+      names = o.names();
+    }
     for (String name : new String[] {"decode_mqa_bf16_d128_p16", "prefill_paged_treemask_bf16_d128",
         "prefill_ragged_causal_bf16_d128", "single_prefill_custom_bf16_hnd"}) {
       assertEquals("ok", status.get(name).get("status"), name);
-      assertTrue(o.contains(name + ".o") && o.contains(name + ".lse"), name + " has outputs");
+      assertTrue(names.contains(name + ".o") && names.contains(name + ".lse"), name + " has outputs");
     }
     String merge = (String) status.get("merge_state_bf16").get("status");
     assertTrue(merge.startsWith("unsupported: ") && merge.contains("not implemented in flashinfer4j yet"), merge);
-    assertFalse(o.contains("merge_state_bf16.v"), "merge has no outputs");
+    assertFalse(names.contains("merge_state_bf16.v"), "merge has no outputs");
     // a configuration the backend refuses (UnsupportedConfigurationException, as prefill on CUDA until its kernel
     // lands) is unsupported, not an error
     String refused = (String) status.get("prefill_ragged_head_dim_3").get("status");
     assertTrue(refused.startsWith("unsupported: ") && refused.contains("head_dim"), refused);
-    assertFalse(o.contains("prefill_ragged_head_dim_3.o"), "an unsupported case has no outputs");
+    assertFalse(names.contains("prefill_ragged_head_dim_3.o"), "an unsupported case has no outputs");
 
     Run r = compare(mixed, out);
     assertEquals(0, r.rc, r.output);
@@ -192,7 +210,7 @@ class CompatRunTest {
    * A single prefill case without stored outputs (compare.py recomputes them): HND, bf16, 5 queries over 9 keys,
    * GQA 4/2, a random custom mask given as one byte per element.
    */
-  private static void singlePrefillCase(Map<String, Safetensors.TensorData> tensors, Map<String, Object> cases) {
+  private static void singlePrefillCase(Tensors tensors, Map<String, Object> cases) {
     String name = "single_prefill_custom_bf16_hnd";
     int qo = 5;
     int kv = 9;
@@ -200,14 +218,14 @@ class CompatRunTest {
     int hkv = 2;
     int dim = 16;
     Random rnd = new Random(42);
-    tensors.put(name + ".q", Safetensors.bf16(gaussians(rnd, qo * hq * dim), qo, hq, dim));
-    tensors.put(name + ".k", Safetensors.bf16(gaussians(rnd, hkv * kv * dim), hkv, kv, dim));
-    tensors.put(name + ".v", Safetensors.bf16(gaussians(rnd, hkv * kv * dim), hkv, kv, dim));
+    tensors.bf16(name + ".q", gaussians(rnd, qo * hq * dim), qo, hq, dim);
+    tensors.bf16(name + ".k", gaussians(rnd, hkv * kv * dim), hkv, kv, dim);
+    tensors.bf16(name + ".v", gaussians(rnd, hkv * kv * dim), hkv, kv, dim);
     byte[] mask = new byte[qo * kv];
     for (int i = 0; i < mask.length; i++) {
       mask[i] = (byte) (i % kv == 0 || rnd.nextInt(10) < 6 ? 1 : 0);  // every row keeps key 0
     }
-    tensors.put(name + ".custom_mask", Safetensors.u8(mask, mask.length));
+    tensors.put(name + ".custom_mask", SafetensorsDType.U8, ByteBuffer.wrap(mask), mask.length);
     Map<String, Object> p = new LinkedHashMap<>();
     p.put("op", "single_prefill");
     p.put("num_qo_heads", (long) hq);
@@ -222,14 +240,14 @@ class CompatRunTest {
   }
 
   /** A ragged prefill case with head dim 3, which the CPU backend refuses (UnsupportedConfigurationException). */
-  private static void unsupportedPrefillCase(Map<String, Safetensors.TensorData> tensors, Map<String, Object> cases) {
+  private static void unsupportedPrefillCase(Tensors tensors, Map<String, Object> cases) {
     String name = "prefill_ragged_head_dim_3";
     Random rnd = new Random(3);
-    tensors.put(name + ".q", Safetensors.bf16(gaussians(rnd, 6), 2, 1, 3));
-    tensors.put(name + ".k", Safetensors.bf16(gaussians(rnd, 6), 2, 1, 3));
-    tensors.put(name + ".v", Safetensors.bf16(gaussians(rnd, 6), 2, 1, 3));
-    tensors.put(name + ".qo_indptr", Safetensors.i32(new int[] {0, 2}, 2));
-    tensors.put(name + ".kv_indptr", Safetensors.i32(new int[] {0, 2}, 2));
+    tensors.bf16(name + ".q", gaussians(rnd, 6), 2, 1, 3);
+    tensors.bf16(name + ".k", gaussians(rnd, 6), 2, 1, 3);
+    tensors.bf16(name + ".v", gaussians(rnd, 6), 2, 1, 3);
+    tensors.i32(name + ".qo_indptr", 0, 2);
+    tensors.i32(name + ".kv_indptr", 0, 2);
     Map<String, Object> p = new LinkedHashMap<>();
     p.put("op", "batch_prefill_ragged");
     p.put("num_qo_heads", 1L);
@@ -250,16 +268,20 @@ class CompatRunTest {
 
   @Test
   void compareFailsOnACorruptedOutput() throws Exception {
-    Safetensors good = Safetensors.open(decodeOut);
-    Map<String, Safetensors.TensorData> tensors = new TreeMap<>();
-    for (String n : good.names()) {
-      tensors.put(n, good.get(n));
-    }
-    // one output element off by 0.25 (far beyond bf16's 1e-2), and one LSE turned into NaN
-    tensors.put("decode_gqa_bf16_d128_p16.o", addToFirst(good.get("decode_gqa_bf16_d128_p16.o"), 0.25f));
-    tensors.put("decode_mha_fp16_d64_p1_hnd.lse", nanFirst(good.get("decode_mha_fp16_d64_p1_hnd.lse")));
     Path bad = tmp.resolve("corrupted.safetensors");
-    Safetensors.write(bad, tensors, good.metadata());
+    try (SafetensorsFile good = SafetensorsFile.open(decodeOut)) {
+      Tensors tensors = new Tensors();
+      for (String n : good.names()) {
+        tensors.put(good, n);
+      }
+      // one output element off by 0.25 (far beyond bf16's 1e-2), and one LSE turned into NaN
+      assertEquals(SafetensorsDType.BF16, good.info("decode_gqa_bf16_d128_p16.o").dtype());
+      ByteBuffer o = tensors.bytes("decode_gqa_bf16_d128_p16.o");
+      o.putShort(0, (short) (Float.floatToRawIntBits(Float.intBitsToFloat(o.getShort(0) << 16) + 0.25f) >>> 16));
+      assertEquals(SafetensorsDType.F32, good.info("decode_mha_fp16_d64_p1_hnd.lse").dtype());
+      tensors.bytes("decode_mha_fp16_d64_p1_hnd.lse").putFloat(0, Float.NaN);
+      tensors.write(bad, good.metadata());
+    }
     Run r = compare(goldenDecode, bad);
     assertEquals(1, r.rc, r.output);
     assertTrue(row(r.output, "decode_gqa_bf16_d128_p16").endsWith("FAIL"), r.output);
@@ -271,15 +293,18 @@ class CompatRunTest {
   @Test
   void aBrokenCaseIsAnErrorAndFailsCompare() throws Exception {
     Path broken = tmp.resolve("broken.safetensors");
-    Map<String, Safetensors.TensorData> tensors = new TreeMap<>();
+    Tensors tensors = new Tensors();
     Map<String, Object> cases = new LinkedHashMap<>();
     take(golden("decode"), "decode_mqa_bf16_d128_p16", tensors, cases);
     tensors.remove("decode_mqa_bf16_d128_p16.q");
-    Safetensors.write(broken, tensors, Map.of("cases", JsonWriter.write(cases)));
+    tensors.write(broken, Map.of("cases", JsonWriter.write(cases)));
     Path out = tmp.resolve("broken-out.safetensors");
     Run run = compat("run", broken.toString(), out.toString(), "--device", "cpu");
     assertEquals(1, run.rc, run.output);
-    String s = (String) cases(Safetensors.open(out)).get("decode_mqa_bf16_d128_p16").get("status");
+    String s;
+    try (SafetensorsFile o = SafetensorsFile.open(out)) {
+      s = (String) cases(o).get("decode_mqa_bf16_d128_p16").get("status");
+    }
     assertTrue(s.startsWith("error: ") && s.contains("decode_mqa_bf16_d128_p16.q"), s);
     Run r = compare(broken, out);
     assertEquals(1, r.rc, r.output);
@@ -307,9 +332,10 @@ class CompatRunTest {
     Run r = compat("run", goldenDecode.toString(), out.toString(), "--device=cpu", "--case",
         "decode_mha_fp16_d64_p1_hnd");
     assertEquals(0, r.rc, r.output);
-    Safetensors o = Safetensors.open(out);
-    assertEquals(List.of("decode_mha_fp16_d64_p1_hnd"), new ArrayList<>(cases(o).keySet()));
-    assertEquals(2, o.names().size());
+    try (SafetensorsFile o = SafetensorsFile.open(out)) {
+      assertEquals(List.of("decode_mha_fp16_d64_p1_hnd"), new ArrayList<>(cases(o).keySet()));
+      assertEquals(2, o.names().size());
+    }
   }
 
   // ---- helpers ----
@@ -338,7 +364,7 @@ class CompatRunTest {
   }
 
   @SuppressWarnings("unchecked")
-  private static Map<String, Map<String, Object>> cases(Safetensors f) {
+  private static Map<String, Map<String, Object>> cases(SafetensorsFile f) {
     Map<String, Map<String, Object>> out = new LinkedHashMap<>();
     for (Map.Entry<String, Object> e : Json.parseObject(f.metadata().get("cases")).entrySet()) {
       out.put(e.getKey(), (Map<String, Object>) e.getValue());
@@ -347,15 +373,69 @@ class CompatRunTest {
   }
 
   /** Copies one case (its tensors and its metadata entry) from a golden file. */
-  private static void take(Path file, String name, Map<String, Safetensors.TensorData> tensors,
-      Map<String, Object> cases) throws IOException {
-    Safetensors f = Safetensors.open(file);
-    for (String n : f.names()) {
-      if (n.startsWith(name + ".")) {
-        tensors.put(n, f.get(n));
+  private static void take(Path file, String name, Tensors tensors, Map<String, Object> cases) throws IOException {
+    try (SafetensorsFile f = SafetensorsFile.open(file)) {
+      for (String n : f.names()) {
+        if (n.startsWith(name + ".")) {
+          tensors.put(f, n);
+        }
+      }
+      cases.put(name, GoldenCases.cases(f).get(name));
+    }
+  }
+
+  private static float[] floats(SafetensorsFile f, String name) throws IOException {
+    try (Tensor t = f.load(name, Device.cpu())) {
+      return t.toFloatArray();
+    }
+  }
+
+  /** Tensors to write, as raw bytes, editable until written. */
+  private static final class Tensors {
+    private final Map<String, Object[]> entries = new TreeMap<>();  // {dtype, shape, bytes}
+
+    void put(String name, SafetensorsDType dtype, ByteBuffer bytes, long... shape) {
+      ByteBuffer copy = ByteBuffer.allocate(bytes.remaining()).order(ByteOrder.LITTLE_ENDIAN);
+      copy.put(bytes.duplicate()).flip();
+      entries.put(name, new Object[] {dtype, shape.clone(), copy});
+    }
+
+    /** A copy of tensor {@code name} of {@code f}. */
+    void put(SafetensorsFile f, String name) throws IOException {
+      put(name, f.info(name).dtype(), f.bytes(name), f.info(name).shape());
+    }
+
+    void bf16(String name, float[] values, long... shape) {
+      try (Tensor t = Tensor.fromFloats(Device.cpu(), DType.BF16, values, shape)) {
+        ByteBuffer b = ByteBuffer.allocate((int) t.byteSize());
+        t.copyTo(b);
+        put(name, SafetensorsDType.BF16, b.flip(), shape);
       }
     }
-    cases.put(name, GoldenCases.cases(f).get(name));
+
+    void i32(String name, int... values) {
+      ByteBuffer b = ByteBuffer.allocate(4 * values.length).order(ByteOrder.LITTLE_ENDIAN);
+      b.asIntBuffer().put(values);
+      put(name, SafetensorsDType.I32, b, values.length);
+    }
+
+    /** The bytes of {@code name}, little-endian, to edit in place. */
+    ByteBuffer bytes(String name) {
+      return (ByteBuffer) entries.get(name)[2];
+    }
+
+    void remove(String name) {
+      entries.remove(name);
+    }
+
+    void write(Path path, Map<String, String> metadata) throws IOException {
+      SafetensorsWriter w = new SafetensorsWriter();
+      for (Map.Entry<String, Object[]> e : entries.entrySet()) {
+        w.add(e.getKey(), (SafetensorsDType) e.getValue()[0], (long[]) e.getValue()[1], (ByteBuffer) e.getValue()[2]);
+      }
+      metadata.forEach(w::metadata);
+      w.write(path);
+    }
   }
 
   /** The table row of a case in compare.py's output, trimmed. */
@@ -367,27 +447,6 @@ class CompatRunTest {
     }
     fail("no row for " + name + " in:\n" + output);
     return null;
-  }
-
-  private static Safetensors.TensorData addToFirst(Safetensors.Entry e, float delta) {
-    assertEquals("BF16", e.dtype());
-    ByteBuffer b = copy(e);
-    b.putShort(0, Safetensors.floatToBf16(Safetensors.bf16ToFloat(b.getShort(0)) + delta));
-    return Safetensors.tensor(e.dtype(), b.array(), e.shape());
-  }
-
-  private static Safetensors.TensorData nanFirst(Safetensors.Entry e) {
-    assertEquals("F32", e.dtype());
-    ByteBuffer b = copy(e);
-    b.putFloat(0, Float.NaN);
-    return Safetensors.tensor(e.dtype(), b.array(), e.shape());
-  }
-
-  private static ByteBuffer copy(Safetensors.Entry e) {
-    ByteBuffer src = e.bytes();
-    ByteBuffer b = ByteBuffer.allocate(src.remaining()).order(ByteOrder.LITTLE_ENDIAN);
-    b.put(src);
-    return b;
   }
 
   // ---- python ----

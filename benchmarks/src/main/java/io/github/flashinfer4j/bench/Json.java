@@ -1,4 +1,4 @@
-package io.github.flashinfer4j.testing;
+package io.github.flashinfer4j.bench;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -6,7 +6,9 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A small, strict JSON (RFC 8259) parser and string quoter for test support code.
+ * A small, strict JSON (RFC 8259) parser and string quoter for the benchmarks: the result files they write and
+ * the {@code cases} metadata of the golden-layout files that {@code compat run} reads. (The library keeps its own
+ * copy for safetensors headers, in a package it does not export.)
  *
  * <p>Objects become {@code LinkedHashMap<String,Object>} (insertion order kept, duplicate keys
  * rejected), arrays become {@code List<Object>}, numbers become {@link Long} (integers without
