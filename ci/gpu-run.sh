@@ -7,7 +7,8 @@
 # Results come back in $OUT (or ./gpu-out), few files as the device tool allows: logs.tgz (every log and output),
 # decode.json and decode_table.md when the bench step ran, prefill.json and prefill_table.md when prefill-bench ran,
 # peers.json (the PyTorch peers, run once per call for whichever bench steps ask), decode_variants.md, jit.txt.
-# PREFILL_ARGS adds options to `bench prefill` (e.g. "--quick" or "--dim 128").
+# PREFILL_ARGS adds options to `bench prefill` (e.g. "--quick" or "--dim 128"); SANITIZER_SELECT limits memcheck and
+# racecheck to some tests (launcher options, e.g. "--select-class io.github.flashinfer4j.attention.GpuPlanValueTest").
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="${OUT:-$root/gpu-out}"
@@ -34,7 +35,8 @@ for step in "${steps[@]}"; do
   case "$step" in
     tests) "$bundle/run-tests.sh" > "$out/tests.txt" 2>&1 || status=1; grep -E "✘" "$out/tests.txt" | head -20; tail -1 "$out/tests.txt" ;;
     memcheck|racecheck)
-      SANITIZER=$step "$bundle/run-tests.sh" > "$out/$step.txt" 2>&1 || status=1
+      # shellcheck disable=SC2086 # SANITIZER_SELECT is a list of launcher options (e.g. --select-class X)
+      SANITIZER=$step "$bundle/run-tests.sh" ${SANITIZER_SELECT:-} > "$out/$step.txt" 2>&1 || status=1
       grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/$step.txt" | tail -2; tail -1 "$out/$step.txt" ;;
     harness)
       nvcc -std=c++17 -O2 -arch=sm_90 --expt-relaxed-constexpr -I"$root/cuda/include" "$root"/cuda/tests/decode_harness.cu "$root"/cuda/kernels/attention/decode*.cu \

@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 
 #include "check.h"
-#include "attention/decode_route.h"
+#include "attention/kernel_table.h"
 #include "fi4j/attention/decode_geometry.h"
 #include "flashinfer4j/flashinfer4j.h"
 #include "jit/jit_cache.h"
@@ -32,7 +32,6 @@
 #include "jit/module_source.h"
 #include "attention/prefill_jit_source.h"
 #include "jit/nvrtc_loader.h"
-#include "attention/prefill_route.h"
 #include "core/status.h"
 
 using namespace fi4j::jit;

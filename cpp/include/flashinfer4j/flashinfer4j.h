@@ -160,6 +160,28 @@ typedef struct fi4j_attention_options {
   float rope_theta;
 } fi4j_attention_options;
 
+/* ---- the kernel registry: what a plan resolved ---- */
+
+enum fi4j_kernel_op { FI4J_OP_DECODE = 0, FI4J_OP_PREFILL = 1 };
+/** Which kernel serves a configuration: the CPU reference, an ahead-of-time kernel, or one compiled at run time. */
+enum fi4j_kernel_route { FI4J_ROUTE_CPU = 0, FI4J_ROUTE_AOT = 1, FI4J_ROUTE_JIT = 2 };
+/** Where fi4j_kernel_prepare found a run-time compiled kernel. */
+enum fi4j_jit_origin { FI4J_JIT_NONE = 0, FI4J_JIT_MEMORY = 1, FI4J_JIT_DISK = 2, FI4J_JIT_COMPILED = 3 };
+
+/**
+ * What resolving a configuration found: its route, what a run-time kernel took, and the registry handle that plans
+ * keep and runs pass back (the route is decided once, at plan time; run() launches the handle).
+ */
+typedef struct fi4j_kernel_prepare_info {
+  int32_t route;      /* fi4j_kernel_route */
+  int32_t origin;     /* fi4j_jit_origin (FI4J_JIT_NONE unless route is JIT) */
+  int32_t loaded;     /* 1 when this call loaded the compiled module into the device */
+  double compile_ms;  /* NVRTC time when origin is COMPILED, else 0 */
+  double total_ms;    /* time of the whole call */
+  char key[160];      /* cache key of the run-time compiled kernel ("" unless route is JIT) */
+  int64_t kernel;     /* the kernel registry's handle of the resolved kernel: plans pass it to every run */
+} fi4j_kernel_prepare_info;
+
 enum fi4j_split_mode {
   FI4J_SPLIT_AUTO = 0,   /* split long KV into chunks when requests x KV heads cannot fill the GPU */
   FI4J_SPLIT_NEVER = 1,  /* one block per (request, KV head) */
@@ -187,11 +209,15 @@ typedef struct fi4j_decode_plan {
   int32_t fixed_chunk;                  /* tokens per chunk for FI4J_SPLIT_FIXED (> 0) */
   int32_t path;                         /* fi4j_decode_path */
   int32_t graph_slots;                  /* > 0: CUDA-graph mode, a work list of exactly this many items */
+  int32_t dtype;                        /* fi4j_dtype of q, the cache and out */
+  int32_t soft_cap;                     /* 1: logits soft cap on (any cap > 0) */
+  int32_t pos_encoding;                 /* fi4j_pos_encoding */
   /* outputs */
   int32_t num_work;                     /* 0: no split */
   int32_t chosen_path;                  /* FI4J_PATH_CUDA_CORES or FI4J_PATH_TENSOR_CORES */
   int32_t chunk_size;                   /* tokens per work item (0 without split) */
   int64_t workspace_bytes;              /* bytes of workspace this plan uses */
+  fi4j_kernel_prepare_info kernel;      /* the resolved kernel of the chosen path (kernel.kernel: its handle) */
 } fi4j_decode_plan;
 
 /**
@@ -227,11 +253,12 @@ typedef struct fi4j_decode_args {
   fi4j_paged_kv kv;
   int32_t single_kv_len;
   fi4j_attention_options options;
-  /* from the plan (all zero: no split, CUDA cores) */
+  /* from the plan (all zero: no split, CUDA cores, resolved in this call) */
   int32_t num_work;
   int32_t path;
   void* workspace;
   int64_t workspace_bytes;
+  int64_t kernel;  /* the plan's kernel handle (fi4j_decode_plan.kernel.kernel); 0: route this call */
 } fi4j_decode_args;
 
 FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* args, void* stream);
@@ -272,10 +299,14 @@ typedef struct fi4j_prefill_plan {
   int32_t window_left;             /* < 0: off */
   const int32_t* qo_indptr_host;   /* [batch_size + 1] */
   const int32_t* kv_len_host;      /* [batch_size] keys of each request */
+  int32_t dtype;                   /* fi4j_dtype of q, k, v and out */
+  int32_t soft_cap;                /* 1: logits soft cap on (any cap > 0) */
+  int32_t pos_encoding;            /* fi4j_pos_encoding */
   /* outputs */
   int32_t num_work;                /* work items of a split plan; 0: no split */
   int32_t cta_tile_q;              /* query rows per block the backend chose; 0: not applicable */
   int64_t workspace_bytes;         /* bytes of workspace this plan uses */
+  fi4j_kernel_prepare_info kernel; /* the resolved kernel (kernel.kernel: its handle) */
 } fi4j_prefill_plan;
 
 /**
@@ -331,6 +362,7 @@ typedef struct fi4j_prefill_args {
   int32_t cta_tile_q;
   void* workspace;
   int64_t workspace_bytes;
+  int64_t kernel;  /* the plan's kernel handle (fi4j_prefill_plan.kernel.kernel); 0: route this call */
 } fi4j_prefill_args;
 
 /**
@@ -418,12 +450,6 @@ FI4J_API int fi4j_jit_cache_key(const char* op, const char* config, char* out, i
 
 /* ---- kernel configurations: support, routing and warm-up ---- */
 
-enum fi4j_kernel_op { FI4J_OP_DECODE = 0, FI4J_OP_PREFILL = 1 };
-/** Which kernel serves a configuration: the CPU reference, an ahead-of-time kernel, or one compiled at run time. */
-enum fi4j_kernel_route { FI4J_ROUTE_CPU = 0, FI4J_ROUTE_AOT = 1, FI4J_ROUTE_JIT = 2 };
-/** Where fi4j_kernel_prepare found a run-time compiled kernel. */
-enum fi4j_jit_origin { FI4J_JIT_NONE = 0, FI4J_JIT_MEMORY = 1, FI4J_JIT_DISK = 2, FI4J_JIT_COMPILED = 3 };
-
 /** The kernel a configuration needs. Decode: dtype F16/BF16, any head dim (the CUDA backend runs 64, 128, 256
  * ahead of time and the other multiples of 16 from 16 to 256 compiled at run time, CUDA-core path only).
  * Prefill (single, ragged and paged): the same dtypes and head dims, every mask mode and window (run-time
@@ -437,14 +463,6 @@ typedef struct fi4j_kernel_config {
   int32_t path;          /* decode: fi4j_decode_path (AUTO, CUDA_CORES or TENSOR_CORES); prefill: ignored */
 } fi4j_kernel_config;
 
-typedef struct fi4j_kernel_prepare_info {
-  int32_t route;      /* fi4j_kernel_route */
-  int32_t origin;     /* fi4j_jit_origin (FI4J_JIT_NONE unless route is JIT) */
-  int32_t loaded;     /* 1 when this call loaded the compiled module into the device */
-  double compile_ms;  /* NVRTC time when origin is COMPILED, else 0 */
-  double total_ms;    /* time of the whole call */
-  char key[160];      /* cache key of the run-time compiled kernel ("" unless route is JIT) */
-} fi4j_kernel_prepare_info;
 
 /**
  * FI4J_OK with *route set when the device runs config; FI4J_ERR_UNSUPPORTED (message: the head dim or dtype,
@@ -458,6 +476,12 @@ FI4J_API int fi4j_kernel_supported(int device, const fi4j_kernel_config* config,
  * device. Nothing to do for the CPU and ahead-of-time kernels. info may be NULL.
  */
 FI4J_API int fi4j_kernel_prepare(int device, const fi4j_kernel_config* config, fi4j_kernel_prepare_info* info);
+
+/**
+ * The head dims that have ahead-of-time attention kernels (decode and prefill), in increasing order: writes up to
+ * capacity of them to out and returns how many there are (call with capacity 0 to size out).
+ */
+FI4J_API int32_t fi4j_attention_aot_head_dims(int32_t* out, int32_t capacity);
 
 #ifdef __cplusplus
 }

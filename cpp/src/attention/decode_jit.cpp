@@ -33,28 +33,19 @@ uint64_t spec_id(const DecodeKernelSpec& s) { return kernel_id(s.dtype, s.head_d
 
 }  // namespace
 
-PrepareInfo prepare_decode(const DecodeKernelSpec& spec, int device) {
-  return g_modules->prepare(spec_id(spec), device, DecodeRecipe(spec));
+const LoadedModule& load_decode(const DecodeKernelSpec& spec, int device, PrepareInfo* info) {
+  return g_modules->get(spec_id(spec), device, DecodeRecipe(spec), info);
 }
 
-cudaError_t launch_batch_decode_jit(const DecodeParams& p, cudaStream_t stream) {
-  DecodeKernelSpec spec;
-  spec.dtype = static_cast<int>(p.dtype);
-  spec.head_dim = p.kv.head_dim;
-  spec.soft_cap = p.variant.logits_soft_cap > 0.f;
-  spec.rope = p.variant.pos_encoding == PosEncoding::RopeLlama;
-  int device = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err != cudaSuccess) return err;
-  const LoadedModule& m = g_modules->get(spec_id(spec), device, DecodeRecipe(spec));
+cudaError_t launch_decode_module(const LoadedModule& m, const DecodeParams& p, cudaStream_t stream) {
   if (p.kv.batch_size == 0 || p.kv.num_kv_heads == 0) return cudaSuccess;
   const bool split = p.work.num_work > 0;
   const int items = split ? p.work.num_work : p.kv.batch_size;
   const LoadedKernel& decode = m.kernels[kDecodeSlot];
   void* args[] = {const_cast<DecodeParams*>(&p)};
-  err = cudaLaunchKernel(reinterpret_cast<const void*>(decode.kernel),
-                         dim3(static_cast<unsigned>(items), static_cast<unsigned>(p.kv.num_kv_heads)),
-                         dim3(decode::kThreads), args, static_cast<size_t>(decode.smem_bytes), stream);
+  cudaError_t err = cudaLaunchKernel(reinterpret_cast<const void*>(decode.kernel),
+                                     dim3(static_cast<unsigned>(items), static_cast<unsigned>(p.kv.num_kv_heads)),
+                                     dim3(decode::kThreads), args, static_cast<size_t>(decode.smem_bytes), stream);
   if (err != cudaSuccess || !split) return err;
   // As the ahead-of-time merge: programmatic dependent launch on sm_90+ (the kernel waits on griddepcontrol).
   const PdlLaunchConfig merge_launch(dim3(static_cast<unsigned>(p.kv.batch_size),

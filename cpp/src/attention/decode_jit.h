@@ -11,15 +11,15 @@
 namespace fi4j {
 namespace jit {
 
-/// Makes the module of spec runnable on device (the current device is left as it was): cubin from memory, the
-/// disk cache or NVRTC (once per process), then loaded into the device once. Throws Error (UNSUPPORTED when NVRTC
-/// is missing, INTERNAL with NVRTC's log when compilation fails, a CUDA error when loading fails).
-PrepareInfo prepare_decode(const DecodeKernelSpec& spec, int device);
+/// The loaded module of spec on device: cubin from memory, the disk cache or NVRTC (once per process), then loaded
+/// into the device once (the current device is left as it was); the module lives for the process. info, when not
+/// null, says what this call did. Throws Error (UNSUPPORTED when NVRTC is missing, INTERNAL with NVRTC's log when
+/// compilation fails, a CUDA error when loading fails).
+const LoadedModule& load_decode(const DecodeKernelSpec& spec, int device, PrepareInfo* info);
 
-/// Launches the run-time compiled decode (and merge, for a split plan) of p's configuration on the current device,
-/// preparing it first when this process has not (which compiles on first use: call prepare_decode ahead of time).
-/// Returns the launch status; throws as prepare_decode does.
-cudaError_t launch_batch_decode_jit(const DecodeParams& p, cudaStream_t stream);
+/// Launches a loaded decode module (and its merge, for a split plan) on the current device: what run() does with
+/// a plan's run-time compiled kernel. A batch of 0 launches nothing.
+cudaError_t launch_decode_module(const LoadedModule& m, const DecodeParams& p, cudaStream_t stream);
 
 }  // namespace jit
 }  // namespace fi4j

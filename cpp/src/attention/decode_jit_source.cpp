@@ -1,6 +1,6 @@
 #include "attention/decode_jit_source.h"
 
-#include "attention/decode_route.h"
+#include "attention/kernel_table.h"
 #include "fi4j/attention/decode_geometry.h"
 #include "flashinfer4j/flashinfer4j.h"
 #include "jit/module_source.h"

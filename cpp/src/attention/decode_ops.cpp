@@ -11,8 +11,9 @@
 #include "fi4j/attention/launch.h"
 #include "fi4j/attention/params.h"
 #include "attention/checks.h"
-#include "attention/decode_route.h"
-#include "attention/decode_jit.h"
+#include "attention/kernel_entries.h"
+#include "attention/kernel_table.h"
+#include "core/kernel_registry.h"
 #include "core/status.h"
 
 using namespace fi4j;
@@ -26,10 +27,21 @@ bool cuda_append_head_dim_supported(int head_dim) {
 }
 
 /// Throws UNSUPPORTED naming the part of a decode configuration this build cannot run on the device; returns the
-/// route that runs it (decode_route.h: CPU reference, ahead-of-time kernel or run-time compiled kernel).
+/// route that runs it (kernel_table.h: CPU reference, ahead-of-time kernel or run-time compiled kernel).
 Route check_decode_supported(int device, int dtype, int head_dim, int num_qo_heads, int num_kv_heads, int path) {
   check_attention_config(device, dtype, head_dim, num_qo_heads, num_kv_heads);
   return require_decode_route(!is_cpu(device), head_dim, path);
+}
+
+/// The kernel a decode call launches: the plan's (checked against this call's configuration), or, without a plan
+/// handle, the one this configuration resolves to (routed here).
+const Kernel& decode_kernel_of(int device, const fi4j_decode_args& a) {
+  const bool cap = a.options.logits_soft_cap > 0.f;
+  const bool rope = a.options.pos_encoding == FI4J_POS_ROPE_LLAMA;
+  if (a.kernel == 0) return resolve_decode_kernel(device, a.dtype, a.kv.head_dim, cap, rope, a.path, nullptr);
+  const Kernel& k = kernel_registry().find(a.kernel, "kernel");
+  check_kernel_matches(k, decode_kernel_key(device, a.dtype, a.kv.head_dim, cap, rope, a.path), "kernel");
+  return k;
 }
 
 /// Validates a C paged-KV description and converts it; `writes` marks the append target.
@@ -75,8 +87,8 @@ FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* a, void* stre
     const bool cuda = !is_cpu(device);
     require(a->path == FI4J_PATH_CUDA_CORES || a->path == FI4J_PATH_TENSOR_CORES, "path",
             "CUDA_CORES (0) or TENSOR_CORES (1) (a planned path)", a->path);
-    const Route route =
-        check_decode_supported(device, a->dtype, a->kv.head_dim, a->num_qo_heads, a->kv.num_kv_heads, a->path);
+    check_attention_config(device, a->dtype, a->kv.head_dim, a->num_qo_heads, a->kv.num_kv_heads);
+    const Kernel& kernel = decode_kernel_of(device, *a);
     DecodeParams p{};
     p.dtype = static_cast<DType>(a->dtype);
     p.kv = make_paged_kv(device, a->kv, a->dtype);
@@ -139,12 +151,8 @@ FI4J_API int fi4j_batch_decode(int device, const fi4j_decode_args* a, void* stre
       return;
     }
     cudaGetLastError();  // a stale error left by another library must not be reported as ours
-    if (route == Route::Jit) {
-      check_cuda_launch(jit::launch_batch_decode_jit(p, static_cast<cudaStream_t>(stream)),
-                        "batch decode launch (run-time compiled)");
-    } else {
-      check_cuda_launch(launch_batch_decode(p, static_cast<cudaStream_t>(stream)), "batch decode launch");
-    }
+    check_cuda_launch(launch_decode_kernel(kernel, p, static_cast<cudaStream_t>(stream)),
+                      kernel.route == Route::Jit ? "batch decode launch (run-time compiled)" : "batch decode launch");
   });
 }
 
@@ -160,6 +168,9 @@ FI4J_API int fi4j_batch_decode_plan(int device, fi4j_decode_plan* plan, void* wo
     if (!plan) fail_arg("plan", "non-null", "null");
     check_device(device);
     require(workspace_bytes >= 0, "workspace_bytes", ">= 0", workspace_bytes);
+    // The route of the requested path first (what fi4j_decode_supported says), so that an unsupported configuration
+    // is reported before anything about the batch; the kernel of the chosen path is resolved after planning.
+    check_decode_supported(device, plan->dtype, plan->head_dim, plan->num_qo_heads, plan->num_kv_heads, plan->path);
     DecodePlanInput in{};
     in.batch_size = plan->batch_size;
     in.num_qo_heads = plan->num_qo_heads;
@@ -192,6 +203,10 @@ FI4J_API int fi4j_batch_decode_plan(int device, fi4j_decode_plan* plan, void* wo
     plan->chosen_path = r.path;
     plan->chunk_size = r.chunk_size;
     plan->workspace_bytes = r.workspace_bytes;
+    jit::PrepareInfo info;
+    const Kernel& k = resolve_decode_kernel(device, plan->dtype, plan->head_dim, plan->soft_cap != 0,
+                                            plan->pos_encoding == FI4J_POS_ROPE_LLAMA, r.path, &info);
+    fill_kernel_info(k, info, &plan->kernel);
   });
 }
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <string>
 
-#include "attention/decode_route.h"
+#include "fi4j/attention/kernel_set.h"
 #include "flashinfer4j/flashinfer4j.h"
 #include "core/status.h"
 
@@ -55,10 +55,6 @@ DecodePlanResult plan_decode(const DecodePlanInput& in) {
   require(in.path >= FI4J_PATH_AUTO && in.path <= FI4J_PATH_TENSOR_CORES, "path", "AUTO, CUDA_CORES or TENSOR_CORES",
           in.path);
   require(in.graph_slots >= 0, "graph_slots", ">= 0", in.graph_slots);
-  if (in.num_sms > 0 && in.path == FI4J_PATH_TENSOR_CORES && !decode_head_dim_aot(in.head_dim))
-    throw Error(FI4J_ERR_UNSUPPORTED, "head_dim " + std::to_string(in.head_dim) +
-                                          " has no tensor-core decode kernel (tensor cores: 64, 128, 256); plan with "
-                                          "path AUTO or CUDA_CORES");
   if (in.batch_size > 0 && (!in.kv_indptr || !in.kv_last_page_len))
     fail_arg("kv_indptr_host / kv_last_page_len_host", "non-null", "null");
 
@@ -85,7 +81,7 @@ DecodePlanResult plan_decode(const DecodePlanInput& in) {
   const int group = in.num_qo_heads / in.num_kv_heads;
   const bool tc_default = group >= kTensorCoreMinGroup || in.compute_capability >= kTensorCoreAllGroupsFromCc;
   // The tensor-core kernel exists for the ahead-of-time head dims only; run-time compiled head dims use CUDA cores.
-  const bool tc_available = decode_head_dim_aot(in.head_dim);
+  const bool tc_available = attention_kernels::head_dim_aot(in.head_dim);
   r.path = in.path == FI4J_PATH_AUTO ? (tc_default && tc_available ? FI4J_PATH_TENSOR_CORES : FI4J_PATH_CUDA_CORES)
                                      : in.path;
   const bool cpu = in.num_sms == 0;

@@ -48,23 +48,14 @@ uint64_t spec_id(const PrefillKernelSpec& s) { return kernel_id(s.dtype, s.head_
 
 }  // namespace
 
-PrepareInfo prepare_prefill(const PrefillKernelSpec& spec, int device) {
-  return g_modules->prepare(spec_id(spec), device, PrefillRecipe(spec));
+const LoadedModule& load_prefill(const PrefillKernelSpec& spec, int device, PrepareInfo* info) {
+  return g_modules->get(spec_id(spec), device, PrefillRecipe(spec), info);
 }
 
-cudaError_t launch_batch_prefill_jit(const PrefillParams& p, cudaStream_t stream) {
+cudaError_t launch_prefill_module(const LoadedModule& m, const PrefillParams& p, cudaStream_t stream) {
   prefill_geometry::LaunchShape s{};
   const prefill_geometry::LaunchCheck check = prefill_geometry::launch_shape(p, &s);
   if (check == prefill_geometry::LaunchCheck::Unsupported) return cudaErrorNotSupported;
-  PrefillKernelSpec spec;
-  spec.dtype = static_cast<int>(p.dtype);
-  spec.head_dim = p.head_dim;
-  spec.soft_cap = p.variant.logits_soft_cap > 0.f;
-  spec.rope = p.variant.pos_encoding == PosEncoding::RopeLlama;
-  int device = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err != cudaSuccess) return err;
-  const LoadedModule& m = g_modules->get(spec_id(spec), device, PrefillRecipe(spec));
   if (check == prefill_geometry::LaunchCheck::Nothing) return cudaSuccess;
   const cudaKernel_t kernel = m.kernels[slot(s.shape)].kernel;
   const cudaKernel_t merge = m.kernels[kMergeSlot].kernel;
@@ -74,8 +65,8 @@ cudaError_t launch_batch_prefill_jit(const PrefillParams& p, cudaStream_t stream
   if (!s.split) q.plan.num_work = 0;  // a split plan for another block size (or none): run unsplit
   const dim3 grid(static_cast<unsigned>(s.tiles), static_cast<unsigned>(s.kv_heads));
   void* args[] = {&q};
-  err = cudaLaunchKernel(reinterpret_cast<const void*>(kernel), grid, dim3(s.shape.threads()), args,
-                         static_cast<size_t>(s.smem_bytes), stream);
+  cudaError_t err = cudaLaunchKernel(reinterpret_cast<const void*>(kernel), grid, dim3(s.shape.threads()), args,
+                                     static_cast<size_t>(s.smem_bytes), stream);
   if (err != cudaSuccess || !s.split) return err;
   int rows = s.shape.rows();
   void* merge_args[] = {&q, &rows};

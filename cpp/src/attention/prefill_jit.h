@@ -12,16 +12,15 @@
 namespace fi4j {
 namespace jit {
 
-/// Makes the module of spec runnable on device (the current device is left as it was): cubin from memory, the
-/// disk cache or NVRTC (once per process), then loaded into the device once, with the shared-memory opt-in of each
-/// kernel. Throws as prepare_decode does.
-PrepareInfo prepare_prefill(const PrefillKernelSpec& spec, int device);
+/// The loaded module of spec on device: cubin from memory, the disk cache or NVRTC (once per process), then loaded
+/// into the device once (the current device is left as it was); the module lives for the process. info, when not
+/// null, says what this call did. Throws Error (UNSUPPORTED when NVRTC is missing, INTERNAL with NVRTC's log when
+/// compilation fails, a CUDA error when loading fails).
+const LoadedModule& load_prefill(const PrefillKernelSpec& spec, int device, PrepareInfo* info);
 
-/// Launches the run-time compiled prefill of p's configuration on the current device, preparing it first when this
-/// process has not (which compiles on first use: prepare_prefill ahead of time keeps compiles out of run()).
-/// Returns cudaErrorNotSupported for what the kernel cannot run (see prefill_geometry::launch_shape), else the
-/// launch status; throws as prepare_prefill does.
-cudaError_t launch_batch_prefill_jit(const PrefillParams& p, cudaStream_t stream);
+/// Launches a loaded prefill module on the current device (block shape and split from p.plan, as the ahead-of-time
+/// launcher): what run() does with a plan's run-time compiled kernel.
+cudaError_t launch_prefill_module(const LoadedModule& m, const PrefillParams& p, cudaStream_t stream);
 
 }  // namespace jit
 }  // namespace fi4j

@@ -13,14 +13,16 @@
 #include "fi4j/attention/prefill_params.h"
 #include "attention/checks.h"
 #include "attention/prefill_jit.h"
-#include "attention/prefill_route.h"
+#include "attention/kernel_table.h"
+#include "attention/kernel_entries.h"
+#include "core/kernel_registry.h"
 #include "core/status.h"
 
 using namespace fi4j;
 
 namespace fi4j {
 
-// Declared in prefill_route.h. Shared memory that does not fit: e.g. RoPE at head dim 128 or 256 on sm_86/sm_89,
+// Declared in kernel_table.h. Shared memory that does not fit: e.g. RoPE at head dim 128 or 256 on sm_86/sm_89,
 // which have about 99 KB per block.
 Route check_cuda_prefill(int device, int head_dim, bool rope, int cta_tile_q, int smem_limit) {
   const Route route = require_prefill_route(true, head_dim);
@@ -234,6 +236,16 @@ FI4J_API int fi4j_batch_prefill_plan(int device, fi4j_prefill_plan* plan, void* 
     if (!plan) fail_arg("plan", "non-null", "null");
     check_device(device);
     require(workspace_bytes >= 0, "workspace_bytes", ">= 0", workspace_bytes);
+    // What fi4j_prefill_supported says first, so that an unsupported configuration is reported before anything
+    // about the batch; then the kernel, resolved once for every run of this plan.
+    check_attention_config(device, plan->dtype, plan->head_dim, plan->num_qo_heads, plan->num_kv_heads);
+    if (plan->pos_encoding != FI4J_POS_NONE && plan->pos_encoding != FI4J_POS_ROPE_LLAMA)
+      fail_arg("pos_encoding", "NONE (0) or ROPE_LLAMA (1)", plan->pos_encoding);
+    const bool rope = plan->pos_encoding == FI4J_POS_ROPE_LLAMA;
+    if (!is_cpu(device)) check_cuda_prefill(device, plan->head_dim, false, 64);
+    jit::PrepareInfo info;
+    fill_kernel_info(resolve_prefill_kernel(device, plan->dtype, plan->head_dim, plan->soft_cap != 0, rope, &info),
+                     info, &plan->kernel);
     require(plan->batch_size >= 0, "batch_size", ">= 0", plan->batch_size);
     require(plan->num_kv_heads > 0, "num_kv_heads", "> 0", plan->num_kv_heads);
     require(plan->num_qo_heads > 0, "num_qo_heads", "> 0", plan->num_qo_heads);
@@ -263,7 +275,10 @@ FI4J_API int fi4j_batch_prefill_plan(int device, fi4j_prefill_plan* plan, void* 
       return;
     }
     check_stream(device, stream);
-    plan->cta_tile_q = prefill_choose_cta_tile_q(plan->head_dim, false, max_rows, smem_optin_limit(device));
+    const int limit = smem_optin_limit(device);
+    plan->cta_tile_q = prefill_choose_cta_tile_q(plan->head_dim, false, max_rows, limit);
+    // The block every run of this plan launches fits (with RoPE: the 64-row RoPE block), so runs need not check it.
+    check_cuda_prefill(device, plan->head_dim, rope, plan->cta_tile_q, limit);
     // Split-KV when the row tiles x KV heads cannot fill the GPU (prefill_plan.h).
     int sms = 0;
     check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
@@ -299,31 +314,38 @@ FI4J_API int fi4j_batch_prefill(int device, const fi4j_prefill_args* a, void* st
     if (!a) fail_arg("args", "non-null", "null");
     check_device(device);
     PrefillParams p = make_params(device, *a);
+    const bool rope = p.variant.pos_encoding == PosEncoding::RopeLlama;
+    const bool cap = p.variant.logits_soft_cap > 0.f;
     if (!is_cpu(device)) {
-      const bool rope = p.variant.pos_encoding == PosEncoding::RopeLlama;
-      int limit = -1;  // read once per call, only when this call chooses the block size
-      if (p.plan.cta_tile_q == 0) {  // not planned (single prefill): choose from this call's rows
-        const long long rows = p.qo_indptr == nullptr
-                                   ? static_cast<long long>(p.nnz_qo) * (p.num_qo_heads / p.num_kv_heads)
-                                   : static_cast<long long>(INT32_MAX);
-        limit = smem_optin_limit(device);
-        p.plan.cta_tile_q = prefill_choose_cta_tile_q(p.head_dim, rope, rows, limit);
+      const Kernel* kernel = nullptr;
+      if (a->kernel != 0) {  // planned: the plan resolved the kernel and checked its shared memory
+        kernel = &kernel_registry().find(a->kernel, "kernel");
+        check_kernel_matches(*kernel, prefill_kernel_key(device, a->dtype, p.head_dim, cap, rope), "kernel");
+      } else {
+        int limit = -1;  // read once per call, only when this call chooses the block size
+        if (p.plan.cta_tile_q == 0) {  // not planned (single prefill): choose from this call's rows
+          const long long rows = p.qo_indptr == nullptr
+                                     ? static_cast<long long>(p.nnz_qo) * (p.num_qo_heads / p.num_kv_heads)
+                                     : static_cast<long long>(INT32_MAX);
+          limit = smem_optin_limit(device);
+          p.plan.cta_tile_q = prefill_choose_cta_tile_q(p.head_dim, rope, rows, limit);
+        }
+        check_cuda_prefill(device, p.head_dim, rope, p.plan.cta_tile_q, limit);
+        kernel = &resolve_prefill_kernel(device, a->dtype, p.head_dim, cap, rope, nullptr);
       }
-      const Route route = check_cuda_prefill(device, p.head_dim, rope, p.plan.cta_tile_q, limit);
       check_stream(device, stream);
       require(p.num_kv_heads <= 65535, "num_kv_heads", "<= 65535 on the CUDA backend (grid y)", p.num_kv_heads);
       if (p.lse && (reinterpret_cast<uintptr_t>(p.lse) & 3u) != 0)
         fail_arg("lse", "4-byte aligned", "address % 4 = " + std::to_string(reinterpret_cast<uintptr_t>(p.lse) % 4));
       if (p.batch_size == 0 || p.nnz_qo == 0) return;
       cudaGetLastError();  // a stale error left by another library must not be reported as ours
-      if (route == Route::Jit) {
-        check_cuda_launch(jit::launch_batch_prefill_jit(p, static_cast<cudaStream_t>(stream)),
-                          "run-time compiled batch prefill launch");
-      } else {
-        check_cuda_launch(launch_batch_prefill(p, static_cast<cudaStream_t>(stream)), "batch prefill launch");
-      }
+      check_cuda_launch(launch_prefill_kernel(*kernel, p, static_cast<cudaStream_t>(stream)),
+                        kernel->route == Route::Jit ? "run-time compiled batch prefill launch" : "batch prefill launch");
       return;
     }
+    if (a->kernel != 0)
+      check_kernel_matches(kernel_registry().find(a->kernel, "kernel"),
+                           prefill_kernel_key(device, a->dtype, p.head_dim, cap, rope), "kernel");
     if (p.batch_size == 0 || p.nnz_qo == 0) return;
     cpu::batch_prefill(p);
   });

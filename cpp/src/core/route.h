@@ -1,5 +1,5 @@
 // Where a configuration of any op family runs: the CPU reference, an ahead-of-time (AOT) kernel, a run-time
-// compiled (JIT) kernel, or nowhere. Each family decides its routes (e.g. attention/decode_route.h); the type is
+// compiled (JIT) kernel, or nowhere. Each family decides its routes (e.g. attention/kernel_table.h); the type is
 // shared, so that the C API (fi4j_kernel_route) and every family read the same values.
 #pragma once
 

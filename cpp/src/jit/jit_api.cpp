@@ -3,12 +3,12 @@
 #include <string>
 
 #include "attention/checks.h"
-#include "attention/decode_route.h"
+#include "attention/kernel_entries.h"
+#include "attention/kernel_table.h"
 #include "flashinfer4j/flashinfer4j.h"
 #include "jit/jit_cache.h"
 #include "attention/decode_jit.h"
 #include "attention/prefill_jit.h"
-#include "attention/prefill_route.h"
 #include "jit/nvrtc_loader.h"
 #include "core/status.h"
 
@@ -52,36 +52,27 @@ FI4J_API int fi4j_kernel_supported(int device, const fi4j_kernel_config* config,
 
 FI4J_API int fi4j_kernel_prepare(int device, const fi4j_kernel_config* config, fi4j_kernel_prepare_info* info) {
   return guarded([&] {
-    const Route route = config_route(device, config);
+    config_route(device, config);
+    const bool soft_cap = config->soft_cap != 0;
+    const bool rope = config->pos_encoding == FI4J_POS_ROPE_LLAMA;
+    jit::PrepareInfo prepared;
+    // Decode path AUTO warms up the kernel every head dim has: the CUDA-core one (the tensor-core path exists for
+    // the ahead-of-time head dims only, which need no preparation).
+    const Kernel& k =
+        config->op == FI4J_OP_PREFILL
+            ? resolve_prefill_kernel(device, config->dtype, config->head_dim, soft_cap, rope, &prepared)
+            : resolve_decode_kernel(device, config->dtype, config->head_dim, soft_cap, rope,
+                                    config->path == FI4J_PATH_AUTO ? FI4J_PATH_CUDA_CORES : config->path, &prepared);
     fi4j_kernel_prepare_info out{};
-    out.route = route_code(route);
-    jit::PrepareInfo p;
-    if (route == Route::Jit && config->op == FI4J_OP_PREFILL) {
-      jit::PrefillKernelSpec spec;
-      spec.dtype = config->dtype;
-      spec.head_dim = config->head_dim;
-      spec.soft_cap = config->soft_cap != 0;
-      spec.rope = config->pos_encoding == FI4J_POS_ROPE_LLAMA;
-      p = jit::prepare_prefill(spec, device);
-    } else if (route == Route::Jit) {
-      jit::DecodeKernelSpec spec;
-      spec.dtype = config->dtype;
-      spec.head_dim = config->head_dim;
-      spec.soft_cap = config->soft_cap != 0;
-      spec.rope = config->pos_encoding == FI4J_POS_ROPE_LLAMA;
-      p = jit::prepare_decode(spec, device);
-    }
-    if (route == Route::Jit) {
-      out.origin = p.origin == jit::KernelCache::Origin::Compiled ? FI4J_JIT_COMPILED
-                   : p.origin == jit::KernelCache::Origin::Disk   ? FI4J_JIT_DISK
-                                                                   : FI4J_JIT_MEMORY;
-      out.loaded = p.loaded ? 1 : 0;
-      out.compile_ms = p.compile_ms;
-      out.total_ms = p.total_ms;
-      std::strncpy(out.key, p.key.c_str(), sizeof(out.key) - 1);
-    }
+    fill_kernel_info(k, prepared, &out);
     if (info != nullptr) *info = out;
   });
+}
+
+FI4J_API int32_t fi4j_attention_aot_head_dims(int32_t* out, int32_t capacity) {
+  for (int i = 0; i < attention_kernels::kNumAotHeadDims && i < capacity && out != nullptr; ++i)
+    out[i] = attention_kernels::kAotHeadDims[i];
+  return attention_kernels::kNumAotHeadDims;
 }
 
 FI4J_API int fi4j_jit_available(int* available) {

@@ -7,6 +7,7 @@
 #include "fi4j/attention/prefill.cuh"
 #include "fi4j/attention/prefill_geometry.h"
 #include "fi4j/attention/prefill_launch.h"
+#include "fi4j/attention/aot_dispatch.cuh"
 #include "fi4j/common/launch_util.h"
 
 namespace fi4j {
@@ -49,24 +50,18 @@ cudaError_t launch_shape(const PrefillParams& p, const geom::LaunchShape& s, cud
   return launch_config<T, D, 1, 4, kCap, false>(p, s, stream);
 }
 
-template <typename T, int D>
-cudaError_t launch_variant(const PrefillParams& p, const geom::LaunchShape& s, cudaStream_t stream) {
-  return p.variant.logits_soft_cap > 0.f ? launch_shape<T, D, true>(p, s, stream)
-                                         : launch_shape<T, D, false>(p, s, stream);
-}
-
-template <typename T>
-cudaError_t launch_dim(const PrefillParams& p, const geom::LaunchShape& s, cudaStream_t stream) {
-  switch (p.head_dim) {
-    case 64:
-      return launch_variant<T, 64>(p, s, stream);
-    case 128:
-      return launch_variant<T, 128>(p, s, stream);
-    case 256:
-      return launch_variant<T, 256>(p, s, stream);
-    default:
-      return cudaErrorNotSupported;
-  }
+/// The launcher of one instantiation: the block shape and the split from the plan (prefill_geometry.h), then the
+/// kernel and, for a split plan, the merge.
+template <typename T, int D, bool kCap>
+cudaError_t launch_prefill_typed(const PrefillParams& p, cudaStream_t stream) {
+  geom::LaunchShape s{};
+  const geom::LaunchCheck check = geom::launch_shape(p, &s);
+  if (check == geom::LaunchCheck::Unsupported) return cudaErrorNotSupported;
+  if (check == geom::LaunchCheck::Nothing) return cudaSuccess;
+  PrefillParams q = p;
+  q.plan.cta_tile_q = s.cta_tile_q;
+  if (!s.split) q.plan.num_work = 0;  // a split plan for another block size (or none): run unsplit
+  return launch_shape<T, D, kCap>(q, s, stream);
 }
 
 }  // namespace
@@ -84,16 +79,21 @@ int prefill_choose_cta_tile_q(int head_dim, bool rope, long long max_rows, int s
   return geom::choose_cta_tile_q(head_dim, rope, max_rows, smem_limit);
 }
 
+PrefillLaunchFn aot_prefill_launcher(DType dtype, int head_dim, bool soft_cap) {
+  return select_dtype<PrefillLaunchFn>(dtype, nullptr, [&](auto t) {
+    return select_aot_head_dim<PrefillLaunchFn>(head_dim, nullptr, [&](auto d) {
+      return select_flag<PrefillLaunchFn>(soft_cap, [](auto cap) -> PrefillLaunchFn {
+        return &launch_prefill_typed<typename decltype(t)::type, decltype(d)::value, decltype(cap)::value>;
+      });
+    });
+  });
+}
+
 cudaError_t launch_batch_prefill(const PrefillParams& p, cudaStream_t stream) {
   geom::LaunchShape s{};
-  const geom::LaunchCheck check = geom::launch_shape(p, &s);
-  if (check == geom::LaunchCheck::Unsupported) return cudaErrorNotSupported;
-  if (p.head_dim != 64 && p.head_dim != 128 && p.head_dim != 256) return cudaErrorNotSupported;
-  if (check == geom::LaunchCheck::Nothing) return cudaSuccess;
-  PrefillParams q = p;
-  q.plan.cta_tile_q = s.cta_tile_q;
-  if (!s.split) q.plan.num_work = 0;  // a split plan for another block size (or none): run unsplit
-  return q.dtype == DType::F16 ? launch_dim<__half>(q, s, stream) : launch_dim<__nv_bfloat16>(q, s, stream);
+  if (geom::launch_shape(p, &s) == geom::LaunchCheck::Unsupported) return cudaErrorNotSupported;
+  const PrefillLaunchFn launch = aot_prefill_launcher(p.dtype, p.head_dim, p.variant.logits_soft_cap > 0.f);
+  return launch == nullptr ? cudaErrorNotSupported : launch(p, stream);
 }
 
 }  // namespace fi4j

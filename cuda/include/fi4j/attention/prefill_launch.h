@@ -15,6 +15,14 @@ namespace fi4j {
 /// nnz_qo == 0 or batch_size == 0 launches nothing. Otherwise returns the launch's cudaGetLastError().
 cudaError_t launch_batch_prefill(const PrefillParams& p, cudaStream_t stream);
 
+/// One ahead-of-time prefill instantiation (every block shape, RoPE on and off, the split merge): what
+/// launch_batch_prefill does for its configuration, without choosing it.
+using PrefillLaunchFn = cudaError_t (*)(const PrefillParams& p, cudaStream_t stream);
+
+/// The ahead-of-time launcher of a prefill configuration, or nullptr when none is instantiated. Called once per
+/// configuration (the kernel registry keeps it); launch_batch_prefill calls it on every launch.
+PrefillLaunchFn aot_prefill_launcher(DType dtype, int head_dim, bool soft_cap);
+
 /// Query rows per block the kernel uses when asked for cta_tile_q (PrefillPlanView::cta_tile_q): 256 (8 warps x 2
 /// row tiles; 128 for head_dim > 128), 128 (8 warps), anything else 64 (4 warps); with RoPE always 64.
 int prefill_cta_tile_q(int head_dim, bool rope, int cta_tile_q);

@@ -3,6 +3,7 @@ package io.github.flashinfer4j.attention;
 import io.github.flashinfer4j.DType;
 import io.github.flashinfer4j.Device;
 import io.github.flashinfer4j.InvalidArgumentException;
+import io.github.flashinfer4j.KernelConfig;
 import io.github.flashinfer4j.Stream;
 import io.github.flashinfer4j.Tensor;
 import io.github.flashinfer4j.UnsupportedConfigurationException;
@@ -199,15 +200,10 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
       Checks.check(indptr[batch] <= graphIndices.numel(), "pageTable pages",
           "<= the graph wrapper's maxPages " + graphIndices.numel(), indptr[batch]);
     }
-    Native.check(Fi4j.fi4j_decode_supported(CORE.code(device), CORE.code(dtype), headDim, numQoHeads, numKvHeads));
-    if (device.isCuda()) {
-      // Plan time, not run time: a head dim outside the ahead-of-time set is compiled (or loaded from the disk
-      // cache) here, so that run() stays free of compiles and can be captured in a CUDA graph.
-      Decoding.prepareDecode(device, dtype, headDim, options, planOptions.path());
-    }
     int numWork;
     int chosenPath;
     int chunkSize;
+    long kernel;
     long generation = PlanWorkspace.NONE;
     try (Native.Pins pins = new Native.Pins();
         Fi4j.fi4j_decode_plan p = new Fi4j.fi4j_decode_plan();
@@ -225,6 +221,9 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
           .fixed_chunk(planOptions.fixedChunk())
           .path(planOptions.path().code())
           .graph_slots(graphSlots)
+          .dtype(CORE.code(dtype))
+          .soft_cap(options.logitsSoftCap() > 0f ? 1 : 0)
+          .pos_encoding(options.posEncoding().code())
           .num_work(0)
           .chosen_path(0)
           .chunk_size(0)
@@ -245,13 +244,16 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
       numWork = p.num_work();
       chosenPath = p.chosen_path();
       chunkSize = p.chunk_size();
+      // The plan resolved the kernel of its path (routing once; a head dim outside the ahead-of-time set compiled or
+      // loaded here), so that run() launches the handle, never compiles, and can be captured in a CUDA graph.
+      DecodePath chosen = DecodePath.of(chosenPath);
+      kernel = Decoding.kernel(p.kernel(), () -> KernelConfig.forDecode(device, dtype, headDim, options, chosen));
       if (numWork > 0 || graphBatch > 0) {
         generation = workspace.overwritten();
       }
     }
-    // kernel 0: no native handle yet (the kernel registry of issue 12 will return one from fi4j_batch_decode_plan)
     DecodePlan plan = new DecodePlan(this, generation, pageTable, numQoHeads, numKvHeads, headDim, pageSize, dtype,
-        options, numWork, DecodePath.of(chosenPath), chunkSize, graphBatch > 0, 0L);
+        options, numWork, DecodePath.of(chosenPath), chunkSize, graphBatch > 0, kernel);
     latest = plan;
     return plan;
   }
@@ -364,7 +366,8 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
         .num_work(plan.numWork)
         .path(plan.path.code())
         .workspace(CORE.pointer(workspace.tensor))
-        .workspace_bytes(workspace.tensor.byteSize());
+        .workspace_bytes(workspace.tensor.byteSize())
+        .kernel(plan.kernel);
     Decoding.fillOptions(args.options(), plan.options);
     if (graphBatch > 0) {
       plan.pageTable.fill(args.kv());

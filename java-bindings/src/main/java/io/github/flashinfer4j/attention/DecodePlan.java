@@ -36,10 +36,7 @@ public final class DecodePlan {
   final DecodePath path;
   final int chunkSize;
   final boolean graph;
-  /**
-   * The native kernel handle this plan resolved (issue 12, item 1: set from the native plan's output once the
-   * kernel registry exists, so that run() launches it without routing). 0 until then: run() routes natively.
-   */
+  /** The kernel registry handle the native plan resolved: run() launches it without routing again. */
   final long kernel;
 
   DecodePlan(BatchDecodeWithPagedKvCache owner, long generation, PageTable pageTable, int numQoHeads,

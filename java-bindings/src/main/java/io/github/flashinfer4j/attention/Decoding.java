@@ -23,6 +23,17 @@ final class Decoding {
   }
 
   /**
+   * The kernel handle a native plan resolved, logging a compile or disk-cache load of its run-time kernel (which the
+   * plan did, so that run() never compiles); {@code what} describes the configuration for that line only.
+   */
+  static long kernel(Fi4j.fi4j_kernel_prepare_info info, java.util.function.Supplier<KernelConfig> what) {
+    if (info.origin() == Fi4j.FI4J_JIT_COMPILED || info.origin() == Fi4j.FI4J_JIT_DISK) {
+      Jit.prepared(info, what.get());
+    }
+    return info.kernel();
+  }
+
+  /**
    * Prepares the prefill kernel that a plan or single prefill with these arguments needs (a no-op for AOT/CPU), so
    * that run() never compiles.
    */

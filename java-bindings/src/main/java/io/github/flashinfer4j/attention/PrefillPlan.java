@@ -3,6 +3,7 @@ package io.github.flashinfer4j.attention;
 import io.github.flashinfer4j.DType;
 import io.github.flashinfer4j.Device;
 import io.github.flashinfer4j.InvalidArgumentException;
+import io.github.flashinfer4j.KernelConfig;
 import io.github.flashinfer4j.Stream;
 import io.github.flashinfer4j.Tensor;
 import io.github.flashinfer4j.internal.Access;
@@ -63,10 +64,7 @@ public final class PrefillPlan implements AutoCloseable {
   private final int[] kvLens;
   final int numWork;
   final int ctaTileQ;
-  /**
-   * The native kernel handle this plan resolved (issue 12, item 1: set from the native plan's output once the
-   * kernel registry exists, so that run() launches it without routing). 0 until then: run() routes natively.
-   */
+  /** The kernel registry handle the native plan resolved: run() launches it without routing again. */
   final long kernel;
   private final Tensor storage;       // qoIndptr | kvIndptr | maskIndptr | mask bits, one untracked allocation
   private final Tensor qoIndptr;
@@ -78,8 +76,8 @@ public final class PrefillPlan implements AutoCloseable {
 
   private PrefillPlan(Object owner, PlanWorkspace workspace, long generation, Device device, int[] qo, int[] kvLens,
       int nnzKv, PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, DType dtype, AttentionMask mask,
-      AttentionOptions options, int numWork, int ctaTileQ, Tensor storage, Tensor qoIndptr, Tensor kvIndptr,
-      Tensor maskIndptr, Tensor maskBits, long maskBytes) {
+      AttentionOptions options, int numWork, int ctaTileQ, long kernel, Tensor storage, Tensor qoIndptr,
+      Tensor kvIndptr, Tensor maskIndptr, Tensor maskBits, long maskBytes) {
     this.owner = owner;
     this.workspace = workspace;
     this.generation = generation;
@@ -97,7 +95,7 @@ public final class PrefillPlan implements AutoCloseable {
     this.kvLens = kvLens;
     this.numWork = numWork;
     this.ctaTileQ = ctaTileQ;
-    this.kernel = 0L;  // no native handle yet (the kernel registry of issue 12 will return one from the plan)
+    this.kernel = kernel;
     this.storage = storage;
     this.qoIndptr = qoIndptr;
     this.kvIndptr = kvIndptr;
@@ -132,13 +130,9 @@ public final class PrefillPlan implements AutoCloseable {
       qoLens[b] = qoIndptr[b + 1] - qoIndptr[b];
     }
     PackedMask packed = mask.packFor(qoLens, kvLens, "mask");
-    Native.check(Fi4j.fi4j_prefill_supported(CORE.code(device), CORE.code(dtype), headDim, numQoHeads, numKvHeads));
-    if (device.isCuda()) {
-      // a head dim outside the ahead-of-time set: compile (or load) its kernel now, not in run()
-      Decoding.preparePrefill(device, dtype, headDim, options);
-    }
     int numWork;
     int ctaTileQ;
+    long kernel;
     long generation = PlanWorkspace.NONE;
     try (Native.Pins pins = new Native.Pins();
         Fi4j.fi4j_prefill_plan p = new Fi4j.fi4j_prefill_plan();
@@ -153,6 +147,9 @@ public final class PrefillPlan implements AutoCloseable {
           .window_left(options.windowLeft())
           .qo_indptr_host(hQo)
           .kv_len_host(hKv)
+          .dtype(CORE.code(dtype))
+          .soft_cap(options.logitsSoftCap() > 0f ? 1 : 0)
+          .pos_encoding(options.posEncoding().code())
           .num_work(0)
           .cta_tile_q(0)
           .workspace_bytes(0);
@@ -168,6 +165,9 @@ public final class PrefillPlan implements AutoCloseable {
       }
       numWork = p.num_work();
       ctaTileQ = p.cta_tile_q();
+      // The plan resolved the kernel (routing once; a head dim outside the ahead-of-time set compiled or loaded
+      // here), so that run() launches the handle and never compiles.
+      kernel = Decoding.kernel(p.kernel(), () -> KernelConfig.forPrefill(device, dtype, headDim, options));
       if (numWork > 0) {
         generation = workspace.overwritten();
       }
@@ -203,7 +203,7 @@ public final class PrefillPlan implements AutoCloseable {
       Tensor dBits = bits == null ? null : storage.narrow(0, bitsAt, Math.max(1, bits.length));
       PrefillPlan plan = new PrefillPlan(owner, workspace, generation, device, qoIndptr.clone(), kvLens.clone(),
           kvIndptr == null ? -1 : kvIndptr[batch], pageTable, numQoHeads, numKvHeads, headDim, dtype, mask, options,
-          numWork, ctaTileQ, storage, dQo, dKv, dMaskIndptr, dBits, bits == null ? 0 : bits.length);
+          numWork, ctaTileQ, kernel, storage, dQo, dKv, dMaskIndptr, dBits, bits == null ? 0 : bits.length);
       workspace.planCopies.add(storage);
       return plan;
     } catch (RuntimeException | Error e) {
@@ -259,7 +259,8 @@ public final class PrefillPlan implements AutoCloseable {
         .num_work(numWork)
         .cta_tile_q(ctaTileQ)
         .workspace(CORE.pointer(workspace.tensor, pins))
-        .workspace_bytes(workspace.tensor.byteSize());
+        .workspace_bytes(workspace.tensor.byteSize())
+        .kernel(kernel);
     Prefilling.fillQueries(args, q, out, lse, pins);
     Decoding.fillOptions(args.options(), options);
   }

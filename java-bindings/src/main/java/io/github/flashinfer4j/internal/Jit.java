@@ -60,14 +60,33 @@ public final class Jit {
     }
   }
 
+  /** The head dims with ahead-of-time attention kernels, as the native kernel set lists them (read once). */
+  private static final class AotSet {
+    static final int[] HEAD_DIMS = read();
+
+    private static int[] read() {
+      Native.ensureLoaded();
+      int[] dims = new int[Fi4j.fi4j_attention_aot_head_dims((int[]) null, 0)];
+      Fi4j.fi4j_attention_aot_head_dims(dims, dims.length);
+      return dims;
+    }
+  }
+
   /**
    * Whether a call needs no run-time compiled kernel whatever its other settings: the CPU backend, or a head dim of
-   * the ahead-of-time set (64, 128, 256: decode_head_dim_aot and prefill_head_dim_aot in decode_route.cpp and prefill_route.cpp, which route
-   * these to the built-in kernels). Lets the per-call paths (SingleDecode.run, SinglePrefill.run) skip the native
-   * routing query; every other head dim asks native routing.
+   * the ahead-of-time set (fi4j_attention_aot_head_dims: the native kernel set, the one list). Lets the per-call
+   * paths (SingleDecode.run, SinglePrefill.run) skip the native routing query; every other head dim asks it.
    */
   public static boolean aheadOfTime(Device device, int headDim) {
-    return device.isCpu() || headDim == 64 || headDim == 128 || headDim == 256;
+    if (device.isCpu()) {
+      return true;
+    }
+    for (int d : AotSet.HEAD_DIMS) {
+      if (d == headDim) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Makes the kernel of c ready on its device (compiling it when needed) and logs what that took. */
@@ -76,28 +95,37 @@ public final class Jit {
     try (Fi4j.fi4j_kernel_config n = toNative(c);
         Fi4j.fi4j_kernel_prepare_info info = new Fi4j.fi4j_kernel_prepare_info()) {
       Native.check(Fi4j.fi4j_kernel_prepare(Access.core().code(c.device()), n, info));
-      Route route = Route.of(info.route());
-      String key = route == Route.RUN_TIME_COMPILED ? info.key().getString() : "";
-      Flashinfer4j.WarmUpResult.Source source;
-      switch (info.origin()) {
-        case Fi4j.FI4J_JIT_COMPILED:
-          source = Flashinfer4j.WarmUpResult.Source.COMPILED;
-          LOG.log(System.Logger.Level.INFO, "compiled kernel {0} in {1} ms ({2})",
-              key, Math.round(info.compile_ms()), c);
-          break;
-        case Fi4j.FI4J_JIT_DISK:
-          source = Flashinfer4j.WarmUpResult.Source.DISK_CACHE;
-          LOG.log(System.Logger.Level.DEBUG, "loaded kernel {0} from the disk cache in {1} ms ({2})",
-              key, Math.round(info.total_ms()), c);
-          break;
-        case Fi4j.FI4J_JIT_MEMORY:
-          source = Flashinfer4j.WarmUpResult.Source.MEMORY;
-          break;
-        default:
-          source = Flashinfer4j.WarmUpResult.Source.AHEAD_OF_TIME;
-          break;
-      }
-      return new Flashinfer4j.WarmUpResult(c, source, key, info.compile_ms(), info.total_ms());
+      return prepared(info, c);
     }
+  }
+
+  /**
+   * What resolving a kernel found (fi4j_kernel_prepare_info, from fi4j_kernel_prepare or a plan), with the log line
+   * of a compile (INFO) or a disk-cache load (DEBUG); {@code what} describes the configuration in the line and the
+   * result.
+   */
+  public static Flashinfer4j.WarmUpResult prepared(Fi4j.fi4j_kernel_prepare_info info, KernelConfig what) {
+    Route route = Route.of(info.route());
+    String key = route == Route.RUN_TIME_COMPILED ? info.key().getString() : "";
+    Flashinfer4j.WarmUpResult.Source source;
+    switch (info.origin()) {
+      case Fi4j.FI4J_JIT_COMPILED:
+        source = Flashinfer4j.WarmUpResult.Source.COMPILED;
+        LOG.log(System.Logger.Level.INFO, "compiled kernel {0} in {1} ms ({2})",
+            key, Math.round(info.compile_ms()), what);
+        break;
+      case Fi4j.FI4J_JIT_DISK:
+        source = Flashinfer4j.WarmUpResult.Source.DISK_CACHE;
+        LOG.log(System.Logger.Level.DEBUG, "loaded kernel {0} from the disk cache in {1} ms ({2})",
+            key, Math.round(info.total_ms()), what);
+        break;
+      case Fi4j.FI4J_JIT_MEMORY:
+        source = Flashinfer4j.WarmUpResult.Source.MEMORY;
+        break;
+      default:
+        source = Flashinfer4j.WarmUpResult.Source.AHEAD_OF_TIME;
+        break;
+    }
+    return new Flashinfer4j.WarmUpResult(what, source, key, info.compile_ms(), info.total_ms());
   }
 }
