@@ -246,7 +246,7 @@ public final class Native {
      * normal end of a result nobody kept and so is not worth a warning).
      */
     public static Resource owningUntracked(Release release, Object description) {
-      return new Resource(new State(release, description), false);
+      return new Resource(new State(release, description), false, null);
     }
 
     /** A resource with nothing native to release: only its open/closed state (views, wraps, borrowed handles). */
