@@ -65,6 +65,10 @@ bool mask_bit(const PrefillParams& p, int b, int64_t element) {
   return (p.mask.bits[byte] >> (element % 8)) & 1u;
 }
 
+/// acc / denom, and 0 when no key was seen (denom == 0). A NaN denominator (a NaN or inf - inf logit) is not
+/// "nothing seen": it makes the output NaN, as in every reference softmax and in the kernels' finalisers.
+inline double normalise(double acc, double denom) { return denom != 0.0 ? acc / denom : 0.0; }
+
 }  // namespace
 
 void batch_prefill(const PrefillParams& p) {
@@ -141,21 +145,24 @@ void batch_prefill(const PrefillParams& p) {
       max_logit = std::max(max_logit, logit);
     }
 
+    // As the kernels: a NaN logit leaves max_logit (std::max drops it, as fmaxf does) but makes its weight, the
+    // denominator and the output NaN; no key seen (or only -inf logits) subtracts 0 instead of -inf.
+    const float base = max_logit == -std::numeric_limits<float>::infinity() ? 0.f : max_logit;
     std::vector<double> acc(static_cast<size_t>(d), 0.0);
     double denom = 0.0;
     for (size_t n = 0; n < seen.size(); ++n) {
-      const double w = std::exp2(static_cast<double>(logits[n] - max_logit) * log2e);
+      const double w = std::exp2(static_cast<double>(logits[n] - base) * log2e);
       denom += w;
       int64_t k_off = 0, v_off = 0;
       kv_offsets(p, b, seen[n], kvh, &k_off, &v_off);
       for (int x = 0; x < d; ++x) acc[x] += w * load_as_float(v_data, dt, v_off + x);
     }
     for (int x = 0; x < d; ++x) {
-      const float out = denom > 0.0 ? static_cast<float>(acc[x] / denom) : 0.f;
+      const float out = static_cast<float>(normalise(acc[x], denom));
       store_from_float(p.o, dt, row * p.o_stride_n + h * p.o_stride_h + x, out);
     }
     if (p.lse) {
-      p.lse[row * hq + h] = denom > 0.0 ? static_cast<float>(static_cast<double>(max_logit) * log2e + std::log2(denom))
+      p.lse[row * hq + h] = denom != 0.0 ? static_cast<float>(static_cast<double>(max_logit) * log2e + std::log2(denom))
                                         : -std::numeric_limits<float>::infinity();
     }
   });

@@ -43,6 +43,10 @@ void apply_rope(float* x, int d, float pos, const AttentionVariant& v) {
   }
 }
 
+/// acc / denom, and 0 when no key was seen (denom == 0). A NaN denominator (a NaN or inf - inf logit) is not
+/// "nothing seen": it makes the output NaN, as in every reference softmax and in the kernels' finalisers.
+inline double normalise(double acc, double denom) { return denom != 0.0 ? acc / denom : 0.0; }
+
 }  // namespace
 
 void batch_decode(const DecodeParams& p) {
@@ -81,21 +85,24 @@ void batch_decode(const DecodeParams& p) {
       max_logit = std::max(max_logit, x);
     }
 
+    // As the kernels: a NaN logit leaves max_logit (std::max drops it, as fmaxf does) but makes its weight, the
+    // denominator and the output NaN; no key seen (or only -inf logits) subtracts 0 instead of -inf.
+    const float base = max_logit == -std::numeric_limits<float>::infinity() ? 0.f : max_logit;
     std::vector<double> acc(d, 0.0);
     double denom = 0.0;
     for (size_t n = 0; n < logits.size(); ++n) {
-      double w = std::exp2(static_cast<double>(logits[n] - max_logit) * log2e);
+      double w = std::exp2(static_cast<double>(logits[n] - base) * log2e);
       denom += w;
       int64_t off = token_offset(kv, b, first + static_cast<int64_t>(n), kvh);
       for (int i = 0; i < d; ++i) acc[i] += w * load_as_float(kv.v, dt, off + i);
     }
     for (int i = 0; i < d; ++i) {
-      float out = denom > 0.0 ? static_cast<float>(acc[i] / denom) : 0.f;
+      float out = static_cast<float>(normalise(acc[i], denom));
       store_from_float(p.o, dt, b * p.o_stride_n + h * p.o_stride_h + i, out);
     }
     if (p.lse) {
       p.lse[static_cast<int64_t>(b) * p.num_qo_heads + h] =
-          denom > 0.0 ? static_cast<float>(static_cast<double>(max_logit) * log2e + std::log2(denom))
+          denom != 0.0 ? static_cast<float>(static_cast<double>(max_logit) * log2e + std::log2(denom))
                       : -std::numeric_limits<float>::infinity();
     }
   });

@@ -358,13 +358,14 @@ __device__ __forceinline__ void batch_decode_block(const DecodeParams& p) {
         const float o2[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
         acc.merge(merge_m[slot_id], merge_d[slot_id], o2);
       }
-      // Nothing allowed (empty request or chunk): output 0 and LSE -inf, never 0/0.
-      const float inv = acc.d > 0.f ? 1.f / acc.d : 0.f;
+      // Nothing allowed (empty request or chunk, d == 0): output 0 and LSE -inf, never 0/0. A NaN d (a NaN or
+      // inf - inf logit) is not empty: it flows into out and LSE (softmax_state.cuh).
+      const float inv = acc.d != 0.f ? 1.f / acc.d : 0.f;
       float out[8];
 #pragma unroll
       for (int e = 0; e < 8; ++e) out[e] = acc.o[e] * inv;
       write_result<T>(p, it, kv_head * group + h0 + head, c, out, c == 0,
-                      acc.d > 0.f ? acc.m + log2f(acc.d) : neg_inf());
+                      acc.d != 0.f ? acc.m + log2f(acc.d) : neg_inf());
     }
     __syncthreads();  // the next pass refills the ring
   }

@@ -23,7 +23,8 @@ constexpr int kBatch = 4;
 /// butterfly over warp shuffles; the order depends on n and D only, so a request split the same way gives
 /// bit-identical output wherever it sits in the batch and whatever grid the host chose. A request with no items
 /// gets 0 and -inf; items whose LSE is -inf (they saw nothing) weigh 0, and their partial o (written as 0) never
-/// turns into NaN. Inlined into merge_kernel and into the run-time compiled entry.
+/// turns into NaN; an item whose LSE is NaN (it saw a NaN logit) makes the merged row NaN (its weight 2^(NaN - m) is
+/// NaN, SoftmaxState::merge). Inlined into merge_kernel and into the run-time compiled entry.
 template <typename T, int D>
 __device__ __forceinline__ void merge_block(const DecodeParams& p) {
   constexpr int kCols = lane_threads(D);
@@ -84,7 +85,7 @@ __device__ __forceinline__ void merge_block(const DecodeParams& p) {
     }
     for (int s = 1; s < lanes; s *= 2) acc.merge_from_lane(s);
     if (active && j == 0) {
-      const float inv = acc.d > 0.f ? 1.f / acc.d : 0.f;
+      const float inv = acc.d != 0.f ? 1.f / acc.d : 0.f;  // d == 0: no item saw a key; NaN d: a NaN item
       float out[8];
 #pragma unroll
       for (int e = 0; e < 8; ++e) out[e] = acc.o[e] * inv;
@@ -92,7 +93,7 @@ __device__ __forceinline__ void merge_block(const DecodeParams& p) {
                      static_cast<int64_t>(head) * p.o_stride_h + c * kVecElems;
       st_global_v16(dst, Vec8<T>::from_float(out));
       if (c == 0 && p.lse != nullptr)
-        p.lse[static_cast<int64_t>(b) * stride + head] = acc.d > 0.f ? acc.m + log2f(acc.d) : neg_inf();
+        p.lse[static_cast<int64_t>(b) * stride + head] = acc.d != 0.f ? acc.m + log2f(acc.d) : neg_inf();
     }
   }
 }

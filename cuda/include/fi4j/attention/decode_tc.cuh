@@ -436,13 +436,14 @@ __global__ void __launch_bounds__(kThreads, Geometry<D>::kMinBlocks) batch_decod
         const float o2[8] = {x.x, x.y, x.z, x.w, y.x, y.y, y.z, y.w};
         acc.merge(merge_m[w * kRows + row], merge_d[w * kRows + row], o2);
       }
-      // Nothing allowed (empty request or chunk): output 0 and LSE -inf, never 0/0.
-      const float inv = acc.d > 0.f ? 1.f / acc.d : 0.f;
+      // Nothing allowed (empty request or chunk, d == 0): output 0 and LSE -inf, never 0/0. A NaN d (a NaN or
+      // inf - inf logit) is not empty: it flows into out and LSE (softmax_state.cuh).
+      const float inv = acc.d != 0.f ? 1.f / acc.d : 0.f;
       float out[8];
 #pragma unroll
       for (int e = 0; e < 8; ++e) out[e] = acc.o[e] * inv;
       decode::write_result<T>(p, it, kv_head * group + h0 + row, c, out, c == 0,
-                              acc.d > 0.f ? acc.m + log2f(acc.d) : neg_inf());
+                              acc.d != 0.f ? acc.m + log2f(acc.d) : neg_inf());
     }
     __syncthreads();  // the next pass rewrites the query tile and the rings
   }

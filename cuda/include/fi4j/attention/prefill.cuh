@@ -475,6 +475,10 @@ __global__ void __launch_bounds__(32 * kW, Geometry<D, kM, kW>::kMinBlocks)
 #pragma unroll
           for (int e = 0; e < 4; ++e) s[mt][n][e] = transform.logit(s[mt][n][e] * dot_scale);
     }
+    // Known limitation (FlashInfer's FA2 kernels share it): a masked key gets weight 0, but P.V below still
+    // multiplies it into V on the tensor cores, and 0 * NaN = NaN, so an inf/NaN in V of a key inside [lo, hi)
+    // that one row may see and another may not (causal diagonal, window edge, custom mask) reaches the other row
+    // too. Keys outside [lo, hi) (past kv_len, padded page slots, bad pages) are zero-filled and never leak.
     if (need_mask) {
 #pragma unroll
       for (int mt = 0; mt < kM; ++mt)
@@ -578,8 +582,9 @@ __global__ void __launch_bounds__(32 * kW, Geometry<D, kM, kW>::kMinBlocks)
       const int row_i = r / group;
       const int h = kv_head * group + (r - row_i * group);
       const int64_t row = static_cast<int64_t>(q_start + row_i);
-      const float inv = d[mt][rr] > 0.f ? 1.f / d[mt][rr] : 0.f;
-      const float lse_row = d[mt][rr] > 0.f ? m[mt][rr] + log2f(d[mt][rr]) : neg_inf();
+      // d == 0: the row saw nothing (0 and -inf); a NaN d (NaN or inf - inf logit) flows into o and LSE.
+      const float inv = d[mt][rr] != 0.f ? 1.f / d[mt][rr] : 0.f;
+      const float lse_row = d[mt][rr] != 0.f ? m[mt][rr] + log2f(d[mt][rr]) : neg_inf();
       if (split) {  // fp32 partial state of this key chunk, merged by batch_prefill_merge_kernel
         const int64_t slot = (static_cast<int64_t>(blockIdx.x) * p.num_kv_heads + kv_head) * kRowsTile + (r - r0);
         float* const po = reinterpret_cast<float*>(ws + sl.partial_o) + slot * D;
@@ -604,7 +609,8 @@ __global__ void __launch_bounds__(32 * kW, Geometry<D, kM, kW>::kMinBlocks)
 
 /// Merges the fp32 partial states of a split plan's key chunks (prefill_split_layout) into o and lse: grid
 /// (num_work, num_kv_heads), kMergeThreads threads; block g merges the items of group g (blocks past the group
-/// count exit). Chunks that saw no key (LSE -inf) weigh 0; a row with none gets 0 and LSE -inf. Deterministic.
+/// count exit). Chunks that saw no key (LSE -inf) weigh 0; a row with none gets 0 and LSE -inf; a chunk with a NaN
+/// LSE or output makes the row's output NaN (and its LSE, for a NaN LSE). Deterministic.
 constexpr int kMergeThreads = prefill_geometry::kMergeThreads;
 
 template <typename T>
@@ -636,12 +642,15 @@ __global__ void __launch_bounds__(kMergeThreads) batch_prefill_merge_kernel(cons
     float mx = neg_inf();
     for (int w = w0; w < w1; ++w)
       mx = fmaxf(mx, pl[(static_cast<int64_t>(w) * p.num_kv_heads + kv_head) * rows_tile + row]);
+    // Every chunk saw nothing or a NaN (fmaxf drops NaN): subtract 0, so that empty chunks weigh exp2(-inf) = 0
+    // and a NaN chunk weighs NaN, which turns the row NaN.
+    const float base = mx == neg_inf() ? 0.f : mx;
     float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
     float sum = 0.f;
-    if (mx != neg_inf()) {
+    {
       for (int w = w0; w < w1; ++w) {
         const int64_t slot = (static_cast<int64_t>(w) * p.num_kv_heads + kv_head) * rows_tile + row;
-        const float wt = exp2f(pl[slot] - mx);
+        const float wt = exp2f(pl[slot] - base);
         const float4 x = *reinterpret_cast<const float4*>(po + slot * p.head_dim + c * kVecElems);
         const float4 y = *reinterpret_cast<const float4*>(po + slot * p.head_dim + c * kVecElems + 4);
         acc[0] += wt * x.x, acc[1] += wt * x.y, acc[2] += wt * x.z, acc[3] += wt * x.w;
@@ -649,7 +658,7 @@ __global__ void __launch_bounds__(kMergeThreads) batch_prefill_merge_kernel(cons
         sum += wt;
       }
     }
-    const float inv = sum > 0.f ? 1.f / sum : 0.f;
+    const float inv = sum != 0.f ? 1.f / sum : 0.f;
 #pragma unroll
     for (int e = 0; e < 8; ++e) acc[e] *= inv;
     const int i = r / group;
@@ -659,7 +668,7 @@ __global__ void __launch_bounds__(kMergeThreads) batch_prefill_merge_kernel(cons
     const uint4 v = Vec8<T>::from_float(acc);  // 4-byte stores: o needs only the alignment the main kernel needs
     unsigned* const d32 = reinterpret_cast<unsigned*>(dst + c * kVecElems);
     d32[0] = v.x, d32[1] = v.y, d32[2] = v.z, d32[3] = v.w;
-    if (p.lse != nullptr && c == 0) p.lse[out_row * p.num_qo_heads + h] = sum > 0.f ? mx + log2f(sum) : neg_inf();
+    if (p.lse != nullptr && c == 0) p.lse[out_row * p.num_qo_heads + h] = sum != 0.f ? mx + log2f(sum) : neg_inf();
   }
 }
 

@@ -9,6 +9,13 @@ namespace fi4j {
 /// Running softmax over a stream of log2-domain logits s_j, for one query row and N output values:
 /// m = max s_j, d = sum 2^(s_j - m), o = sum 2^(s_j - m) * v_j. The empty state (m = -inf, d = 0, o = 0) is
 /// neutral for merge and never produces NaN.
+///
+/// Non-finite logits propagate without a test in the loop: fmaxf drops a NaN logit from m, but its weight
+/// 2^(NaN - base) is NaN, so d and o turn NaN, and NaN stays in them (every later step is d * scale + p or
+/// a * d + b * d2, and 0 * NaN is NaN); a +inf logit makes m = +inf and its weight 2^(inf - inf) NaN. Finalisers
+/// therefore test d == 0 for "nothing seen" (output 0, LSE -inf) and let a NaN d through (o / d and m + log2 d are
+/// NaN), as every reference softmax does. A NaN in V reaches only o. Masked keys arrive as -inf (weight exactly 0)
+/// and their V must be finite (zero-filled) wherever the caller multiplies the weight in, since 0 * NaN is NaN.
 template <int N>
 struct SoftmaxState {
   float m;
