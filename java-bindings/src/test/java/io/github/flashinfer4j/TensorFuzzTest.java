@@ -22,18 +22,8 @@ class TensorFuzzTest {
     table.add(name, type, fragments, maker);
   }
 
-  private void add2(String name, Class<? extends Throwable> a, Class<? extends Throwable> b, String fragments,
-      Fuzz.Maker<Fuzz.Env> maker) {
-    table.add2(name, a, b, fragments, maker);
-  }
 
-  private void addOther(String name, String fragments, Fuzz.Maker<Fuzz.Env> maker) {
-    table.addOther(name, fragments, maker);
-  }
 
-  private void addCpu(String name, Class<? extends Throwable> type, String fragments, Fuzz.Maker<Fuzz.Env> maker) {
-    table.addCpu(name, type, fragments, maker);
-  }
 
   private void valid(String name, Fuzz.Maker<Fuzz.Env> maker) {
     table.valid(name, maker);

@@ -37,9 +37,6 @@ class DecodeFuzzTest {
     table.addOther(name, fragments, maker);
   }
 
-  private void addCpu(String name, Class<? extends Throwable> type, String fragments, Fuzz.Maker<AttentionFuzzEnv> maker) {
-    table.addCpu(name, type, fragments, maker);
-  }
 
   private void valid(String name, Fuzz.Maker<AttentionFuzzEnv> maker) {
     table.valid(name, maker);

@@ -30,16 +30,13 @@ class PagedKvFuzzTest {
     table.add(name, type, fragments, maker);
   }
 
-  private void add2(String name, Class<? extends Throwable> a, Class<? extends Throwable> b, String fragments,
-      Fuzz.Maker<AttentionFuzzEnv> maker) {
-    table.add2(name, a, b, fragments, maker);
-  }
 
   private void addOther(String name, String fragments, Fuzz.Maker<AttentionFuzzEnv> maker) {
     table.addOther(name, fragments, maker);
   }
 
-  private void addCpu(String name, Class<? extends Throwable> type, String fragments, Fuzz.Maker<AttentionFuzzEnv> maker) {
+  private void addCpu(String name, Class<? extends Throwable> type, String fragments,
+      Fuzz.Maker<AttentionFuzzEnv> maker) {
     table.addCpu(name, type, fragments, maker);
   }
 
@@ -448,7 +445,8 @@ class PagedKvFuzzTest {
         s.synchronize();
       };
     });
-    table.add(new Fuzz.Mutation<>("bad device targets write nothing (CUDA kernel guard)", List.of(), new String[0], e -> {
+    String guardCase = "bad device targets write nothing (CUDA kernel guard)";
+    table.add(new Fuzz.Mutation<>(guardCase, List.of(), new String[0], e -> {
       if (e.dev.isCpu()) {
         return () -> { };
       }

@@ -42,9 +42,6 @@ class PrefillFuzzTest {
     table.addOther(name, fragments, maker);
   }
 
-  private void addCpu(String name, Class<? extends Throwable> type, String fragments, Fuzz.Maker<AttentionFuzzEnv> maker) {
-    table.addCpu(name, type, fragments, maker);
-  }
 
   private void valid(String name, Fuzz.Maker<AttentionFuzzEnv> maker) {
     table.valid(name, maker);
@@ -148,7 +145,8 @@ class PrefillFuzzTest {
   }
 
   /** Single-prefill operands: q [qoLen, Hqo, D], k/v [kvLen, Hkv, D] or [Hkv, kvLen, D], out, lse (guarded). */
-  private static Tensor[] prefillOperands(AttentionFuzzEnv e, DType dt, int hqo, int hkv, int dim, int qoLen, int kvLen) {
+  private static Tensor[] prefillOperands(AttentionFuzzEnv e, DType dt, int hqo, int hkv, int dim, int qoLen,
+      int kvLen) {
     long[] kvShape = e.raggedShape(kvLen, hkv, dim);
     Tensor q = e.own(Tensor.zeros(e.dev, dt, qoLen, hqo, dim));
     Tensor k = e.own(Tensor.zeros(e.dev, dt, kvShape));
@@ -311,8 +309,8 @@ class PrefillFuzzTest {
 
   /** Mutations of a prefill plan's batch and mask shared by the ragged and paged wrappers. */
   private interface PrefillPlanner {
-    void plan(AttentionFuzzEnv e, int[] qoIndptr, int numQoHeads, int numKvHeads, int headDim, DType dtype, AttentionMask mask,
-        AttentionOptions options, Stream stream);
+    void plan(AttentionFuzzEnv e, int[] qoIndptr, int numQoHeads, int numKvHeads, int headDim, DType dtype,
+        AttentionMask mask, AttentionOptions options, Stream stream);
   }
 
   private void prefillPlanMutations(String op, PrefillPlanner p) {

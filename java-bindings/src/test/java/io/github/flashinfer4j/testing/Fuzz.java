@@ -80,15 +80,23 @@ public final class Fuzz {
     final Maker<E> maker;
     final boolean needsOtherDevice;
     final boolean cpuOnly;
+    /** Damage that may leave the input valid: the call may also succeed (its own checks then judge the result). */
+    final boolean maySucceed;
 
     public Mutation(String name, List<Class<? extends Throwable>> types, String[] fragments, Maker<E> maker,
         boolean needsOtherDevice, boolean cpuOnly) {
+      this(name, types, fragments, maker, needsOtherDevice, cpuOnly, false);
+    }
+
+    Mutation(String name, List<Class<? extends Throwable>> types, String[] fragments, Maker<E> maker,
+        boolean needsOtherDevice, boolean cpuOnly, boolean maySucceed) {
       this.name = name;
       this.types = types;
       this.fragments = fragments;
       this.maker = maker;
       this.needsOtherDevice = needsOtherDevice;
       this.cpuOnly = cpuOnly;
+      this.maySucceed = maySucceed;
     }
 
     public boolean mustSucceed() {
@@ -125,6 +133,14 @@ public final class Fuzz {
     /** A mutation for the CPU backend only (say why where it is added). */
     public void addCpu(String name, Class<? extends Throwable> type, String fragments, Maker<E> maker) {
       entries.add(new Mutation<>(name, List.of(type), fragments.split("\\|"), maker, false, true));
+    }
+
+    /**
+     * Random damage that may happen to leave the input valid (a flipped bit in a name): the call throws {@code type}
+     * naming one of {@code fragments}, or succeeds and passes the checks the call makes itself.
+     */
+    public void addMaybe(String name, Class<? extends Throwable> type, String fragments, Maker<E> maker) {
+      entries.add(new Mutation<>(name, List.of(type), fragments.split("\\|"), maker, false, false, true));
     }
 
     /** A control: the call must succeed. */
@@ -324,8 +340,8 @@ public final class Fuzz {
     float[] r = reference == null ? null : reference.toFloatArray();
     for (int i = 0; i < a.length; i++) {
       if (Float.isNaN(a[i]) && (r == null || !Float.isNaN(r[i]))) {
-        fail(what + ": element " + i + " of " + a.length + " is NaN (unwritten, or NaN where the reference has "
-            + (r == null ? "finite inputs" : r[i]) + ")");
+        fail(what + ": element " + i + " of " + a.length + " is NaN (unwritten, or NaN "
+            + (r == null ? "from finite inputs)" : "where the reference has " + r[i] + ")"));
       }
     }
     if (r != null) {
@@ -485,6 +501,11 @@ public final class Fuzz {
           throw new AssertionError(where + ": a valid call threw " + thrown, thrown);
         }
       } else {
+        if (thrown == null && m.maySucceed) {
+          perType.merge("(still valid)", 1, Integer::sum);
+          checkGuards(e, where);
+          return;
+        }
         if (thrown == null) {
           fail(where + ": expected " + m.types + " but the call succeeded");
         }
