@@ -12,7 +12,10 @@ class LoadTest {
   @Test
   void loadsAndReportsDevicesCleanly() {
     int count = Device.cudaDeviceCount();
-    assertTrue(count >= 0);
+    assertEquals(count, Device.cudaDeviceCount(), "the device count is the same on every call");
+    if (Boolean.getBoolean("flashinfer4j.requireGpu")) {
+      assertTrue(count > 0, "flashinfer4j.requireGpu=true but " + Device.noCudaDeviceReason());
+    }
     assertEquals(100, Fi4j.fi4j_version());
     assertTrue(Fi4j.fi4j_cuda_runtime_version() >= 12000, "built against CUDA 12 or later");
     if (count == 0) {
@@ -22,7 +25,9 @@ class LoadTest {
       assertEquals(Device.cpu(), Device.best());
       assertThrows(NoCudaDeviceException.class, () -> Tensor.empty(cudaIndexZero(), DType.F16, 4));
     } else {
+      assertEquals("", Device.noCudaDeviceReason(), "no reason without a device when there is one");
       Device d = Device.cuda(0);
+      assertTrue(Device.best().isCuda() && Device.best().index() == 0, "best() is CUDA device 0: " + Device.best());
       assertTrue(d.computeCapability() >= 80, "compute capability " + d.computeCapability());
       assertTrue(d.totalMemory() > 0);
       assertTrue(!d.name().isEmpty());
