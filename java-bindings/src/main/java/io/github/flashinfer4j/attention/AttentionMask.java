@@ -3,7 +3,8 @@ package io.github.flashinfer4j.attention;
 import io.github.flashinfer4j.internal.Checks;
 
 /**
- * Which keys each query row of a prefill may see (SPEC.md, Attention), for request b with {@code qoLen} query
+ * Which keys each query row of a prefill may see
+ * (<a href="https://github.com/flashinfer4j/flashinfer4j/blob/main/docs/SPEC.md">docs/SPEC.md</a>, Attention), for request b with {@code qoLen} query
  * rows and {@code kvLen} keys, where query row i sits at position {@code posQ(i) = i + kvLen - qoLen}:
  * <ul>
  *   <li>{@link #none()}: every key;</li>

@@ -5,7 +5,8 @@ import io.github.flashinfer4j.internal.Native;
 import io.github.flashinfer4j.lowlevel.Fi4j;
 
 /**
- * Helpers for custom attention masks: packing (the bit layout of SPEC.md, as FlashInfer's {@code packbits} and
+ * Helpers for custom attention masks: packing (the bit layout of
+ * <a href="https://github.com/flashinfer4j/flashinfer4j/blob/main/docs/SPEC.md">docs/SPEC.md</a>, as FlashInfer's {@code packbits} and
  * {@code segment_packbits} with {@code bitorder="little"}) and speculative-decoding tree masks. Stateless and
  * thread-safe; packing runs in the native library (host memory only).
  */

@@ -4,7 +4,8 @@ import io.github.flashinfer4j.internal.Checks;
 import java.util.Arrays;
 
 /**
- * A custom attention mask in packed form (SPEC.md): request b's {@code qoLen x kvLen} booleans, row-major,
+ * A custom attention mask in packed form
+ * (<a href="https://github.com/flashinfer4j/flashinfer4j/blob/main/docs/SPEC.md">docs/SPEC.md</a>): request b's {@code qoLen x kvLen} booleans, row-major,
  * little-endian bit order (element o is bit {@code o % 8} of byte {@code o / 8}), start at byte
  * {@code indptr()[b]} of {@link #bits()}; each request is padded to a whole byte. Made by
  * {@link Masks#segmentPackbits(boolean[], int[])} or from bytes packed elsewhere (FlashInfer's
