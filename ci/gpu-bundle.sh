@@ -14,7 +14,7 @@
 # Usage: ci/gpu-bundle.sh [--no-build] [--no-golden] [-- <extra maven args, e.g. -Psm80>]
 #
 # Environment: JLINK (default Temurin 25's jlink), MVN (default mvn),
-#              GOLDEN_DIR (default <checkout>/../shared/golden/flashinfer-0.2.5).
+#              GOLDEN_DIR (default <checkout>/golden/flashinfer-0.2.5, the repository's copy).
 # See CONTRIBUTING.md ("GPU test bundle").
 set -euo pipefail
 
@@ -163,8 +163,7 @@ fi
 # ---- 5. golden files ----------------------------------------------------------------------------------
 if [[ $golden == 1 ]]; then
     if [[ -z ${GOLDEN_DIR:-} ]]; then
-        top="$(git -C "$root" rev-parse --show-toplevel 2>/dev/null || echo "$root")"
-        GOLDEN_DIR="$top/../shared/golden/flashinfer-0.2.5"
+        GOLDEN_DIR="$root/golden/flashinfer-0.2.5"
     fi
     if [[ -d $GOLDEN_DIR ]]; then
         mkdir -p "$bundle/golden"
@@ -233,7 +232,7 @@ props=(
 if [[ -n ${GOLDEN:-} ]]; then
     props+=("-Dflashinfer4j.golden=$GOLDEN")       # explicit: a wrong folder fails the golden tests
 elif [[ -d $here/golden ]]; then
-    props+=("-Dflashinfer4j.golden=$here/golden")  # else the tests look for shared/golden above the cwd
+    props+=("-Dflashinfer4j.golden=$here/golden")  # else the tests look for golden/ above the cwd
 fi
 java_opts=()
 [[ -n ${JAVA_OPTS:-} ]] && read -r -a java_opts <<< "$JAVA_OPTS"

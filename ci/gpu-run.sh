@@ -70,7 +70,7 @@ for step in "${steps[@]}"; do
       python3 "$P/make_cases.py" --op batch_decode_paged --batch 8 --kv-len 0:600 --heads 64/8 --head-dim 64 \
         --page-size 1 --layout HND --dtype fp16 --rope --soft-cap 30 --seed 21 --count 2 --source reference \
         -o "$work/rand.safetensors" --append > /dev/null || status=1
-      cp "$bundle/golden/flashinfer-0.2.5-golden-decode.safetensors" "$work/golden.safetensors"
+      cp "$root/golden/flashinfer-0.2.5/flashinfer-0.2.5-golden-decode.safetensors" "$work/golden.safetensors"
       for f in golden sweep rand; do
         "${java[@]}" -jar "$root/benchmarks/target/benchmarks.jar" compat run "$work/$f.safetensors" \
           "$work/$f-out.safetensors" --device cuda > "$out/compat-$f.txt" 2>&1 || status=1

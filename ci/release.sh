@@ -37,7 +37,8 @@ if [ $(( nvcc_major * 100 + nvcc_minor )) -lt 1208 ]; then
   exit 1
 fi
 
-mvn_() { mvn -B -q -Dcuda.compiler="$NVCC" -DskipTests="$SKIP_TESTS" "${MVN_ARGS[@]}" "$@"; }
+# -Prelease: sources and javadoc jars beside each published jar, no test jar (pom.xml, profile "release")
+mvn_() { mvn -B -q -Prelease -Dcuda.compiler="$NVCC" -DskipTests="$SKIP_TESTS" "${MVN_ARGS[@]}" "$@"; }
 
 report=target/release-report.txt
 rows=()
@@ -94,4 +95,17 @@ mkdir -p target
   printf '%-10s %8s  %12s  %s\n' presets "" "$(mib "$(size_of "$presets")")" "$presets (JNI classes; built with each arch)"
   printf '%-10s %8d  %12s  %s\n' total "$total_s" "$(mib "$total_bytes")" \
     "(flashinfer4j-platform pulls in all of these)"
+  # what a Central upload needs beside each jar: a sources and a javadoc jar, and a pom with the project metadata
+  missing=0
+  for base in presets/target/flashinfer4j-presets-$version java-bindings/target/flashinfer4j-$version \
+      platform/target/flashinfer4j-platform-$version; do
+    for extra in sources javadoc; do
+      [ -f "$base-$extra.jar" ] || { echo "missing: $base-$extra.jar"; missing=1; }
+    done
+  done
+  for tag in '<licenses>' '<developers>' '<scm' '<url>'; do
+    grep -q "$tag" pom.xml || { echo "missing in pom.xml: $tag"; missing=1; }
+  done
+  [ -f java-bindings/target/flashinfer4j-$version-tests.jar ] && { echo "unexpected: a tests jar (would be deployed)"; missing=1; }
+  [ "$missing" = 0 ] && echo "central: sources and javadoc jars for flashinfer4j, flashinfer4j-presets, flashinfer4j-platform; pom metadata present; no tests jar"
 } | tee "$report"

@@ -3,7 +3,7 @@
 
     python3 python-compat/compare.py CASES.safetensors OUT.safetensors [options]
 
-CASES is a file in the golden layout (../shared/golden/flashinfer-0.2.5/*.safetensors, or one written by
+CASES is a file in the golden layout (golden/flashinfer-0.2.5/*.safetensors, or one written by
 make_cases.py): tensors <case>.<field>, metadata "cases" (JSON: case -> {op, parameters}) and "source".
 OUT is what `java -jar benchmarks.jar compat run CASES OUT` wrote: <case>.o and <case>.lse (merge: .v and .s) and
 a "cases" metadata whose entries carry "status": "ok", "unsupported: <reason>" or "error: <message>".

@@ -7,7 +7,7 @@ CUDA device is present) or from reference.py (PyTorch float64) otherwise.
     python3 python-compat/make_cases.py --preset sweep -o sweep.safetensors
     python3 python-compat/make_cases.py --preset ops -o ops.safetensors
 
-Layout of the file (as ../shared/golden/flashinfer-0.2.5): tensors <case>.<field>; metadata "cases" = JSON
+Layout of the file (as golden/flashinfer-0.2.5): tensors <case>.<field>; metadata "cases" = JSON
 {case: {op, parameters}} and "source". Fields per op:
   batch_decode_paged    q [B,Hq,D], k_cache, v_cache ([pages,P,Hkv,D] NHD / [pages,Hkv,P,D] HND), kv_indptr,
                         kv_indices, kv_last_page_len (int32) -> o [B,Hq,D], lse [B,Hq] (float32, base 2)

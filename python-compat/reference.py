@@ -1,4 +1,4 @@
-"""Float64 reference of flashinfer4j's semantic contract (../shared/SPEC.md), in PyTorch or numpy.
+"""Float64 reference of flashinfer4j's semantic contract (docs/SPEC.md), in PyTorch or numpy.
 
 Every function takes its tensors either as torch tensors (computed in torch.float64 on the tensors' device) or as
 numpy arrays (computed in numpy float64): the same code runs on both, through a small array-module shim, so

@@ -21,7 +21,12 @@ public final class CudaEvent implements AutoCloseable {
     this.resource = resource;
   }
 
-  /** A new event on a CUDA device; {@link UnsupportedConfigurationException} for the CPU backend. */
+  /**
+   * A new event on a CUDA device; {@link UnsupportedConfigurationException} for the CPU backend.
+   *
+   * @param device the device of the event
+   * @return a new event on a CUDA device
+   */
   public static CudaEvent create(Device device) {
     Checks.notNull(device, "device");
     if (device.isCpu()) {
@@ -42,11 +47,20 @@ public final class CudaEvent implements AutoCloseable {
     }
   }
 
+  /**
+   * The device the event belongs to.
+   *
+   * @return the device the event belongs to
+   */
   public Device device() {
     return device;
   }
 
-  /** Records the event on {@code stream} (null = default stream). */
+  /**
+   * Records the event on {@code stream} (null = default stream).
+   *
+   * @param stream the stream to record on, or null for the device's default stream
+   */
   public void record(Stream stream) {
     checkOpen();
     Checks.stream(stream, device);
@@ -57,7 +71,12 @@ public final class CudaEvent implements AutoCloseable {
     }
   }
 
-  /** Milliseconds from {@code start} to this event, waiting for this event to complete. */
+  /**
+   * Milliseconds from {@code start} to this event, waiting for this event to complete.
+   *
+   * @param start an event recorded earlier on the same device
+   * @return milliseconds from {@code start} to this event, waiting for this event to complete
+   */
   public float elapsedMillisSince(CudaEvent start) {
     checkOpen();
     Checks.notNull(start, "start");
@@ -74,7 +93,11 @@ public final class CudaEvent implements AutoCloseable {
     return ms[0];
   }
 
-  /** Whether the event can still be used; safe to call from any thread. */
+  /**
+   * Whether the event can still be used; safe to call from any thread.
+   *
+   * @return whether the event can still be used
+   */
   public boolean isOpen() {
     return !resource.isClosed();
   }

@@ -4,6 +4,11 @@ package io.github.flashinfer4j;
 public class CudaException extends Flashinfer4jException {
   private static final long serialVersionUID = 1L;
 
+  /**
+   * An exception with the CUDA error's message.
+   *
+   * @param message the message
+   */
   public CudaException(String message) {
     super(message);
   }

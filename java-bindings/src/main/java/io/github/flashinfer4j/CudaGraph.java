@@ -39,6 +39,10 @@ public final class CudaGraph implements AutoCloseable {
    * Captures what {@code work} queues on {@code stream} (a created stream, not the default one). Work queued on
    * other streams of this thread during the capture is an error, as is anything that synchronises. The stream is
    * pinned for the whole capture: a concurrent close of it waits until the capture has ended.
+   *
+   * @param stream the stream to capture on (replay) or to replay on; not the default stream for a capture
+   * @param work the calls to capture, all queued on stream
+   * @return the captured graph, to replay on a stream of the same device
    */
   public static CudaGraph capture(Stream stream, Runnable work) {
     Checks.open(stream, "stream");
@@ -96,6 +100,8 @@ public final class CudaGraph implements AutoCloseable {
   /**
    * Launches the captured work on {@code stream}. The graph and the stream are pinned for the launch: a concurrent
    * close waits for it (and later replays throw IllegalStateException).
+   *
+   * @param stream the stream to capture on (replay) or to replay on; not the default stream for a capture
    */
   public void replay(Stream stream) {
     checkOpen();
@@ -107,11 +113,20 @@ public final class CudaGraph implements AutoCloseable {
     }
   }
 
+  /**
+   * The device the graph was captured on.
+   *
+   * @return the device the graph was captured on
+   */
   public Device device() {
     return device;
   }
 
-  /** Whether the graph can still be replayed; safe to call from any thread. */
+  /**
+   * Whether the graph can still be replayed; safe to call from any thread.
+   *
+   * @return whether the graph can still be replayed
+   */
   public boolean isOpen() {
     return !resource.isClosed();
   }

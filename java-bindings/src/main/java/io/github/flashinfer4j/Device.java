@@ -19,12 +19,21 @@ public final class Device {
     this.index = index;
   }
 
-  /** The CPU reference backend (plain C++, runs anywhere, the oracle of the GPU tests). */
+  /**
+   * The CPU reference backend (plain C++, runs anywhere, the oracle of the GPU tests).
+   *
+   * @return the CPU reference backend (plain C++, runs anywhere, the oracle of the GPU tests)
+   */
   public static Device cpu() {
     return CPU;
   }
 
-  /** CUDA device {@code index}; throws {@link NoCudaDeviceException} when it does not exist. */
+  /**
+   * CUDA device {@code index}; throws {@link NoCudaDeviceException} when it does not exist.
+   *
+   * @param index the CUDA device index, as CUDA numbers them (honouring CUDA_VISIBLE_DEVICES)
+   * @return CUDA device {@code index}
+   */
   public static Device cuda(int index) {
     int count = cudaDeviceCount();
     if (count == 0) {
@@ -36,7 +45,11 @@ public final class Device {
     return new Device(index);
   }
 
-  /** Number of usable CUDA devices; 0 on a machine without a driver or device. */
+  /**
+   * Number of usable CUDA devices; 0 on a machine without a driver or device.
+   *
+   * @return number of usable CUDA devices; 0 without a driver or device
+   */
   public static int cudaDeviceCount() {
     Native.ensureLoaded();
     int[] count = new int[1];
@@ -44,7 +57,11 @@ public final class Device {
     return count[0];
   }
 
-  /** Why no CUDA device is usable, or "" when one is. */
+  /**
+   * Why no CUDA device is usable, or "" when one is.
+   *
+   * @return why no CUDA device is usable, or "" when one is
+   */
   public static String noCudaDeviceReason() {
     Native.ensureLoaded();
     return Fi4j.fi4j_no_device_reason().getString();
@@ -55,35 +72,63 @@ public final class Device {
    * (flashinfer4j-platform) it is the one chosen for the GPU: the system property {@code flashinfer4j.arch} or the
    * environment variable {@code FLASHINFER4J_ARCH} (sm80, sm89, sm90, sm100) when set, else the newest build that
    * runs on the first visible GPU's compute capability (nvidia-smi), else JavaCPP's pick.
+   *
+   * @return the classifier of the natives jar in use, e.g. {@code "linux-x86_64-sm90"}
    */
   public static String nativeClassifier() {
     return Native.loadedClassifier();
   }
 
-  /** CUDA device 0 when there is one, else the CPU backend. */
+  /**
+   * CUDA device 0 when there is one, else the CPU backend.
+   *
+   * @return CUDA device 0 when there is one, else the CPU backend
+   */
   public static Device best() {
     return cudaDeviceCount() > 0 ? new Device(0) : CPU;
   }
 
+  /**
+   * Whether this is a CUDA device.
+   *
+   * @return whether this is a CUDA device
+   */
   public boolean isCuda() {
     return index >= 0;
   }
 
+  /**
+   * Whether this is the CPU reference backend.
+   *
+   * @return whether this is the CPU reference backend
+   */
   public boolean isCpu() {
     return index < 0;
   }
 
-  /** CUDA ordinal, or -1 for the CPU. */
+  /**
+   * CUDA ordinal, or -1 for the CPU.
+   *
+   * @return CUDA ordinal, or -1 for the CPU
+   */
   public int index() {
     return index;
   }
 
-  /** The device's name ("CPU reference" for the CPU backend). */
+  /**
+   * The device's name ("CPU reference" for the CPU backend).
+   *
+   * @return the device's name ("CPU reference" for the CPU backend)
+   */
   public String name() {
     return isCpu() ? "CPU reference" : info().name().getString();
   }
 
-  /** Compute capability as major*10+minor (e.g. 90 for an H100); 0 for the CPU. */
+  /**
+   * Compute capability as major*10+minor (e.g. 90 for an H100); 0 for the CPU.
+   *
+   * @return compute capability as major*10+minor (e.g. 90 for an H100)
+   */
   public int computeCapability() {
     if (isCpu()) {
       return 0;
@@ -93,7 +138,11 @@ public final class Device {
     }
   }
 
-  /** Multiprocessor count; 0 for the CPU. */
+  /**
+   * Multiprocessor count; 0 for the CPU.
+   *
+   * @return multiprocessor count; 0 for the CPU
+   */
   public int multiprocessorCount() {
     if (isCpu()) {
       return 0;
@@ -103,7 +152,11 @@ public final class Device {
     }
   }
 
-  /** Total device memory in bytes; 0 for the CPU. */
+  /**
+   * Total device memory in bytes; 0 for the CPU.
+   *
+   * @return total device memory in bytes; 0 for the CPU
+   */
   public long totalMemory() {
     if (isCpu()) {
       return 0;

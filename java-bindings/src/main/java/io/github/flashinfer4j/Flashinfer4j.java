@@ -36,13 +36,26 @@ public final class Flashinfer4j {
       COMPILED
     }
 
+    /**
+     * Checks that no component is null.
+     *
+     * @param config the configuration
+     * @param source where its kernel came from
+     * @param key the kernel's cache key (empty for ahead-of-time and CPU kernels)
+     * @param compileMillis milliseconds spent compiling (0 when nothing was compiled)
+     * @param totalMillis milliseconds the warm-up of this configuration took in all
+     */
     public WarmUpResult {
       Checks.notNull(config, "config");
       Checks.notNull(source, "source");
       Checks.notNull(key, "key");
     }
 
-    /** Whether this call ran the compiler. */
+    /**
+     * Whether this call ran the compiler.
+     *
+     * @return whether this call ran the compiler
+     */
     public boolean compiled() {
       return source == Source.COMPILED;
     }
@@ -51,6 +64,8 @@ public final class Flashinfer4j {
   /**
    * The native library's version as major*10000 + minor*100 + patch (100 for 0.1.0); loads the natives on first
    * use. After that it is one JNI call that does no work: the reference cost of a call into the library.
+   *
+   * @return the native library's version as major*10000 + minor*100 + patch (100 for 0.1.0)
    */
   public static int nativeVersion() {
     Native.ensureLoaded();
@@ -60,6 +75,9 @@ public final class Flashinfer4j {
   /**
    * Whether the configuration runs on its device with this build and machine: ahead of time, or compiled at run
    * time when NVRTC is available. Compiles nothing. See {@link #unsupportedReason(KernelConfig)} for why not.
+   *
+   * @param config the kernel configuration
+   * @return whether the configuration runs on its device with this build and machine
    */
   public static boolean isSupported(KernelConfig config) {
     return unsupportedReason(config).isEmpty();
@@ -68,6 +86,10 @@ public final class Flashinfer4j {
   /**
    * Why the configuration cannot run (the head dim or dtype, and what to install when it needs run-time
    * compilation but NVRTC is missing), or empty when it can.
+   *
+   * @param config the kernel configuration
+   * @return why the configuration cannot run (the head dim or dtype, and what to install when it needs run-time
+   *     compilation but NVRTC is missing), or empty when it can
    */
   public static Optional<String> unsupportedReason(KernelConfig config) {
     Checks.notNull(config, "config");
@@ -79,7 +101,12 @@ public final class Flashinfer4j {
     }
   }
 
-  /** Whether the configuration runs on a kernel compiled at run time (false for ahead-of-time and CPU). */
+  /**
+   * Whether the configuration runs on a kernel compiled at run time (false for ahead-of-time and CPU).
+   *
+   * @param config the kernel configuration
+   * @return whether the configuration runs on a kernel compiled at run time (false for ahead-of-time and CPU)
+   */
   public static boolean isCompiledAtRunTime(KernelConfig config) {
     Checks.notNull(config, "config");
     return Jit.route(config) == Jit.Route.RUN_TIME_COMPILED;
@@ -89,6 +116,8 @@ public final class Flashinfer4j {
    * Makes the kernels of these configurations ready on their devices: compiles (or loads from the disk cache)
    * every run-time compiled one now, so that serving pays no compile. Ahead-of-time configurations cost nothing.
    *
+   * @param configs the configurations to compile (or find in the disk cache) now
+   * @return one result per configuration, in the order given: where its kernel came from
    * @throws UnsupportedConfigurationException for a configuration that cannot run (see
    *     {@link #unsupportedReason(KernelConfig)}); the configurations before it are ready
    */

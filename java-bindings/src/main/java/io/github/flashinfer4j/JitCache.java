@@ -32,6 +32,12 @@ public final class JitCache {
 
   /** Number and total size of the cached kernel files. */
   public record Stats(long files, long bytes) {
+    /**
+     * Checks that the counts are not negative.
+     *
+     * @param files the number of cached kernel files
+     * @param bytes their total size in bytes
+     */
     public Stats {
       if (files < 0 || bytes < 0) {
         throw InvalidArgumentException.of("files and bytes", ">= 0", files + ", " + bytes);
@@ -39,7 +45,11 @@ public final class JitCache {
     }
   }
 
-  /** Whether NVRTC was found, so that kernels outside the ahead-of-time set can be compiled on this machine. */
+  /**
+   * Whether NVRTC was found, so that kernels outside the ahead-of-time set can be compiled on this machine.
+   *
+   * @return whether NVRTC was found, so that kernels outside the ahead-of-time set can be compiled on this machine
+   */
   public static boolean isCompilerAvailable() {
     Native.ensureLoaded();
     int[] available = new int[1];
@@ -47,7 +57,11 @@ public final class JitCache {
     return available[0] != 0;
   }
 
-  /** Why NVRTC is unavailable (what to install), or "" when {@link #isCompilerAvailable()}. */
+  /**
+   * Why NVRTC is unavailable (what to install), or "" when {@link #isCompilerAvailable()}.
+   *
+   * @return why NVRTC is unavailable (what to install), or "" when {@link #isCompilerAvailable()}
+   */
   public static String compilerUnavailableReason() {
     Native.ensureLoaded();
     int[] available = new int[1];
@@ -55,7 +69,11 @@ public final class JitCache {
     return Fi4j.fi4j_jit_unavailable_reason().getString();
   }
 
-  /** The cache directory in force now (it may not exist yet). */
+  /**
+   * The cache directory in force now (it may not exist yet).
+   *
+   * @return the cache directory in force now (it may not exist yet)
+   */
   public static Path directory() {
     Native.ensureLoaded();
     BytePointer dir = Fi4j.fi4j_jit_cache_dir();
@@ -65,7 +83,11 @@ public final class JitCache {
     return Path.of(dir.getString());
   }
 
-  /** Uses {@code dir} as the cache directory of this process (made absolute; created when first written). */
+  /**
+   * Uses {@code dir} as the cache directory of this process (made absolute; created when first written).
+   *
+   * @param dir the cache folder, created when needed
+   */
   public static void setDirectory(Path dir) {
     Checks.notNull(dir, "dir");
     Native.ensureLoaded();
@@ -78,7 +100,11 @@ public final class JitCache {
     Native.check(Fi4j.fi4j_jit_set_cache_dir((String) null));
   }
 
-  /** Number and total bytes of the cached kernel files in {@link #directory()} (zero when it does not exist). */
+  /**
+   * Number and total bytes of the cached kernel files in {@link #directory()} (zero when it does not exist).
+   *
+   * @return number and total bytes of the cached kernel files in {@link #directory()} (zero when it does not exist)
+   */
   public static Stats stats() {
     Native.ensureLoaded();
     long[] files = new long[1];

@@ -57,17 +57,39 @@ public final class KernelConfig {
     this.path = b.path;
   }
 
-  /** A decode configuration builder: no soft cap, no positional encoding, path AUTO. */
+  /**
+   * A decode configuration builder: no soft cap, no positional encoding, path AUTO.
+   *
+   * @param device the device the kernel would run on
+   * @param dtype the dtype of q, K/V and the output
+   * @param headDim the head dimension D
+   * @return a decode configuration builder
+   */
   public static Builder decode(Device device, DType dtype, int headDim) {
     return new Builder(Op.DECODE, device, dtype, headDim);
   }
 
-  /** A prefill configuration builder: no soft cap, no positional encoding. */
+  /**
+   * A prefill configuration builder: no soft cap, no positional encoding.
+   *
+   * @param device the device the kernel would run on
+   * @param dtype the dtype of q, K/V and the output
+   * @param headDim the head dimension D
+   * @return a prefill configuration builder
+   */
   public static Builder prefill(Device device, DType dtype, int headDim) {
     return new Builder(Op.PREFILL, device, dtype, headDim);
   }
 
-  /** The prefill configuration that a plan (or a single prefill) with these options needs. */
+  /**
+   * The prefill configuration that a plan (or a single prefill) with these options needs.
+   *
+   * @param device the device the kernel would run on
+   * @param dtype the dtype of q, K/V and the output
+   * @param headDim the head dimension D
+   * @param options the attention variant the kernel would run
+   * @return the prefill configuration that a plan (or a single prefill) with these options needs
+   */
   public static KernelConfig forPrefill(Device device, DType dtype, int headDim, AttentionOptions options) {
     Checks.notNull(options, "options");
     return prefill(device, dtype, headDim)
@@ -76,7 +98,16 @@ public final class KernelConfig {
         .build();
   }
 
-  /** The decode configuration that a plan with these options needs. */
+  /**
+   * The decode configuration that a plan with these options needs.
+   *
+   * @param device the device the kernel would run on
+   * @param dtype the dtype of q, K/V and the output
+   * @param headDim the head dimension D
+   * @param options the attention variant the kernel would run
+   * @param path the decode kernel path
+   * @return the decode configuration that a plan with these options needs
+   */
   public static KernelConfig forDecode(Device device, DType dtype, int headDim, AttentionOptions options,
       DecodePath path) {
     Checks.notNull(options, "options");
@@ -87,37 +118,74 @@ public final class KernelConfig {
         .build();
   }
 
+  /**
+   * The operation.
+   *
+   * @return the operation
+   */
   public Op op() {
     return op;
   }
 
+  /**
+   * The device the kernel runs on.
+   *
+   * @return the device the kernel runs on
+   */
   public Device device() {
     return device;
   }
 
+  /**
+   * The dtype of q, K/V and the output.
+   *
+   * @return the dtype of q, K/V and the output
+   */
   public DType dtype() {
     return dtype;
   }
 
+  /**
+   * The head dimension.
+   *
+   * @return the head dimension
+   */
   public int headDim() {
     return headDim;
   }
 
-  /** Whether the logits soft cap is on (its value is a run-time argument, not part of the kernel). */
+  /**
+   * Whether the logits soft cap is on (its value is a run-time argument, not part of the kernel).
+   *
+   * @return whether the logits soft cap is on (its value is a run-time argument, not part of the kernel)
+   */
   public boolean softCap() {
     return softCap;
   }
 
+  /**
+   * The positional encoding inside attention.
+   *
+   * @return the positional encoding inside attention
+   */
   public PosEncoding posEncoding() {
     return posEncoding;
   }
 
-  /** The decode path (always {@link DecodePath#AUTO} for prefill). */
+  /**
+   * The decode path (always {@link DecodePath#AUTO} for prefill).
+   *
+   * @return the decode path (always {@link DecodePath#AUTO} for prefill)
+   */
   public DecodePath path() {
     return path;
   }
 
-  /** A builder that starts from this configuration. */
+  /**
+   * A builder that starts from this configuration.
+   *
+   * @return a builder that starts from this configuration
+   */
   public Builder toBuilder() {
     return new Builder(op, device, dtype, headDim).softCap(softCap).posEncoding(posEncoding).path(path);
   }
@@ -170,17 +238,34 @@ public final class KernelConfig {
       this.headDim = headDim;
     }
 
+    /**
+     * Sets whether the logits soft cap is on (default off).
+     *
+     * @param on true to turn the soft cap on
+     * @return this builder
+     */
     public Builder softCap(boolean on) {
       this.softCap = on;
       return this;
     }
 
+    /**
+     * Sets the positional encoding inside attention (default NONE).
+     *
+     * @param posEncoding the positional encoding
+     * @return this builder
+     */
     public Builder posEncoding(PosEncoding posEncoding) {
       this.posEncoding = Checks.notNull(posEncoding, "posEncoding");
       return this;
     }
 
-    /** The decode path; a prefill configuration takes only {@link DecodePath#AUTO}. */
+    /**
+     * The decode path; a prefill configuration takes only {@link DecodePath#AUTO}.
+     *
+     * @param path the decode kernel path
+     * @return this builder
+     */
     public Builder path(DecodePath path) {
       Checks.notNull(path, "path");
       if (op == Op.PREFILL && path != DecodePath.AUTO) {
@@ -190,6 +275,11 @@ public final class KernelConfig {
       return this;
     }
 
+    /**
+     * The configuration set so far.
+     *
+     * @return the configuration set so far
+     */
     public KernelConfig build() {
       return new KernelConfig(this);
     }

@@ -4,6 +4,11 @@ package io.github.flashinfer4j;
 public class NoCudaDeviceException extends CudaException {
   private static final long serialVersionUID = 1L;
 
+  /**
+   * An exception that says why no CUDA device is usable.
+   *
+   * @param message the message
+   */
   public NoCudaDeviceException(String message) {
     super(message);
   }

@@ -32,7 +32,12 @@ public final class Stream implements AutoCloseable {
     this.resource = resource;
   }
 
-  /** A new stream on the device (for the CPU backend, a synchronous stand-in). */
+  /**
+   * A new stream on the device (for the CPU backend, a synchronous stand-in).
+   *
+   * @param device the device of the stream
+   * @return a new stream on the device (for the CPU backend, a synchronous stand-in)
+   */
   public static Stream create(Device device) {
     Checks.notNull(device, "device");
     Native.ensureLoaded();
@@ -52,7 +57,12 @@ public final class Stream implements AutoCloseable {
     }
   }
 
-  /** The device's default (legacy) stream; closing it does nothing but close this handle. */
+  /**
+   * The device's default (legacy) stream; closing it does nothing but close this handle.
+   *
+   * @param device the device of the stream
+   * @return the device's default (legacy) stream
+   */
   public static Stream defaultStream(Device device) {
     Checks.notNull(device, "device");
     Native.ensureLoaded();
@@ -62,6 +72,11 @@ public final class Stream implements AutoCloseable {
   /**
    * Wraps a cudaStream_t created by another library; not destroyed on close. The handle is the caller's word:
    * it must be a live stream of {@code device} for as long as this wrapper is used.
+   *
+   * @param device the device of the stream
+   * @param cudaStreamHandle a cudaStream_t of the device, owned by the caller, who keeps it alive while the wrapper is
+   *     used
+   * @return a stream over the handle, which close() does not destroy
    */
   public static Stream wrap(Device device, long cudaStreamHandle) {
     Checks.notNull(device, "device");
@@ -69,21 +84,35 @@ public final class Stream implements AutoCloseable {
     return new Stream(device, cudaStreamHandle, Native.Resource.borrowed("wrapped stream on " + device));
   }
 
+  /**
+   * The device of the stream.
+   *
+   * @return the device of the stream
+   */
   public Device device() {
     return device;
   }
 
-  /** The raw cudaStream_t (0 for the default stream and the CPU backend). */
+  /**
+   * The raw cudaStream_t (0 for the default stream and the CPU backend).
+   *
+   * @return the raw cudaStream_t (0 for the default stream and the CPU backend)
+   */
   public long handle() {
     checkOpen();
     return handle;
   }
 
-  /** Whether this stream can still be used; safe to call from any thread. */
+  /**
+   * Whether this stream can still be used; safe to call from any thread.
+   *
+   * @return whether this stream can still be used
+   */
   public boolean isOpen() {
     return !resource.isClosed();
   }
 
+  /** Waits until everything queued on this stream has completed. */
   public void synchronize() {
     checkOpen();
     resource.pin();

@@ -91,7 +91,14 @@ public final class Tensor implements AutoCloseable {
     this.isRoot = isRoot;
   }
 
-  /** A new uninitialised contiguous tensor. */
+  /**
+   * A new uninitialised contiguous tensor.
+   *
+   * @param device the device of the memory
+   * @param dtype the element type
+   * @param shape the sizes of the dimensions (none for a scalar)
+   * @return a new uninitialised contiguous tensor
+   */
   public static Tensor empty(Device device, DType dtype, long... shape) {
     return allocate("Tensor", device, dtype, shape);
   }
@@ -124,7 +131,14 @@ public final class Tensor implements AutoCloseable {
     }
   }
 
-  /** A new contiguous tensor of zeros. */
+  /**
+   * A new contiguous tensor of zeros.
+   *
+   * @param device the device of the memory
+   * @param dtype the element type
+   * @param shape the sizes of the dimensions (none for a scalar)
+   * @return a new contiguous tensor of zeros
+   */
   public static Tensor zeros(Device device, DType dtype, long... shape) {
     Tensor t = empty(device, dtype, shape);
     try {
@@ -136,7 +150,15 @@ public final class Tensor implements AutoCloseable {
     return t;
   }
 
-  /** A new tensor holding {@code data} (converted to {@code dtype}, which must be F16, BF16 or F32). */
+  /**
+   * A new tensor holding {@code data} (converted to {@code dtype}, which must be F16, BF16 or F32).
+   *
+   * @param device the device of the memory
+   * @param dtype the element type
+   * @param data the elements, row-major; as many as the shape holds
+   * @param shape the sizes of the dimensions (none for a scalar)
+   * @return a new tensor holding {@code data} (converted to {@code dtype}, which must be F16, BF16 or F32)
+   */
   public static Tensor fromFloats(Device device, DType dtype, float[] data, long... shape) {
     check(data != null, "data", "non-null", "null");
     Tensor t = empty(device, dtype, shape);
@@ -149,7 +171,14 @@ public final class Tensor implements AutoCloseable {
     return t;
   }
 
-  /** A new I32 tensor holding {@code data}. */
+  /**
+   * A new I32 tensor holding {@code data}.
+   *
+   * @param device the device of the memory
+   * @param data the elements, row-major; as many as the shape holds
+   * @param shape the sizes of the dimensions (none for a scalar)
+   * @return a new I32 tensor holding {@code data}
+   */
   public static Tensor fromInts(Device device, int[] data, long... shape) {
     check(data != null, "data", "non-null", "null");
     Tensor t = empty(device, DType.I32, shape);
@@ -168,6 +197,14 @@ public final class Tensor implements AutoCloseable {
    * is used; closing the view does not free it. Checked here: a non-zero address aligned to the element size,
    * non-negative strides, and a byte extent that fits in a long; not checked (the library cannot see it): that
    * the memory exists and belongs to {@code device}.
+   *
+   * @param device the device of the memory
+   * @param address the address of element 0 (a device pointer for a CUDA device); the caller's word that the memory is
+   *     there
+   * @param dtype the element type
+   * @param shape the sizes of the dimensions (none for a scalar)
+   * @param strides the strides in elements, one per dimension, non-negative
+   * @return a non-owning view of the memory; closing it does not free the memory
    */
   public static Tensor wrap(Device device, long address, DType dtype, long[] shape, long[] strides) {
     Native.ensureLoaded();
@@ -197,7 +234,16 @@ public final class Tensor implements AutoCloseable {
     return new Tensor(new Memory(device, address, extent, resource), address, dtype, s, st, true);
   }
 
-  /** A non-owning contiguous view of memory owned elsewhere. */
+  /**
+   * A non-owning contiguous view of memory owned elsewhere.
+   *
+   * @param device the device of the memory
+   * @param address the address of element 0 (a device pointer for a CUDA device); the caller's word that the memory is
+   *     there
+   * @param dtype the element type
+   * @param shape the sizes of the dimensions (none for a scalar)
+   * @return a non-owning view of the memory; closing it does not free the memory
+   */
   public static Tensor wrap(Device device, long address, DType dtype, long... shape) {
     long[] s = checkShape(shape);
     return wrap(device, address, dtype, s, contiguousStrides(s));
@@ -234,48 +280,97 @@ public final class Tensor implements AutoCloseable {
     }
   }
 
+  /**
+   * The device the elements live on.
+   *
+   * @return the device the elements live on
+   */
   public Device device() {
     return memory.device;
   }
 
+  /**
+   * The element type.
+   *
+   * @return the element type
+   */
   public DType dtype() {
     return dtype;
   }
 
+  /**
+   * The sizes of the dimensions (a copy).
+   *
+   * @return the sizes of the dimensions (a copy)
+   */
   public long[] shape() {
     return shape.clone();
   }
 
-  /** Strides in elements. */
+  /**
+   * Strides in elements.
+   *
+   * @return strides in elements
+   */
   public long[] strides() {
     return strides.clone();
   }
 
+  /**
+   * The number of dimensions.
+   *
+   * @return the number of dimensions
+   */
   public int dim() {
     return shape.length;
   }
 
+  /**
+   * The size of dimension d.
+   *
+   * @param d the dimension, {@code 0 <= d < dim()}
+   * @return the size of dimension d
+   */
   public long size(int d) {
     checkDim(d);
     return shape[d];
   }
 
+  /**
+   * The stride of dimension d, in elements.
+   *
+   * @param d the dimension, {@code 0 <= d < dim()}
+   * @return the stride of dimension d, in elements
+   */
   public long stride(int d) {
     checkDim(d);
     return strides[d];
   }
 
+  /**
+   * The number of elements (1 for a scalar).
+   *
+   * @return the number of elements (1 for a scalar)
+   */
   public long numel() {
     return numelOf(shape);
   }
 
-  /** Address of element 0 (a device pointer for CUDA tensors). */
+  /**
+   * Address of element 0 (a device pointer for CUDA tensors).
+   *
+   * @return address of element 0 (a device pointer for CUDA tensors)
+   */
   public long address() {
     checkOpen();
     return address;
   }
 
-  /** True when no view or wrap has changed the row-major packing (always true for a tensor without elements). */
+  /**
+   * True when no view or wrap has changed the row-major packing (always true for a tensor without elements).
+   *
+   * @return true when no view or wrap has changed the row-major packing (always true for a tensor without elements)
+   */
   public boolean isContiguous() {
     for (long s : shape) {
       if (s == 0) {
@@ -292,12 +387,22 @@ public final class Tensor implements AutoCloseable {
     return true;
   }
 
-  /** Whether this tensor (and its allocation) can still be used; safe to call from any thread. */
+  /**
+   * Whether this tensor (and its allocation) can still be used; safe to call from any thread.
+   *
+   * @return whether this tensor (and its allocation) can still be used
+   */
   public boolean isOpen() {
     return !viewClosed && !memory.resource.isClosed();
   }
 
-  /** A view without dimension {@code d}, at index {@code index} of it. */
+  /**
+   * A view without dimension {@code d}, at index {@code index} of it.
+   *
+   * @param d the dimension, {@code 0 <= d < dim()}
+   * @param index the index along dimension d
+   * @return a view without dimension {@code d}, at index {@code index} of it
+   */
   public Tensor select(int d, long index) {
     checkOpen();
     check(d >= 0 && d < shape.length, "dim", "in [0, " + shape.length + ")", d);
@@ -315,7 +420,14 @@ public final class Tensor implements AutoCloseable {
     return new Tensor(memory, address + offset, dtype, s, st, false);
   }
 
-  /** A view of {@code length} entries of dimension {@code d} starting at {@code start}. */
+  /**
+   * A view of {@code length} entries of dimension {@code d} starting at {@code start}.
+   *
+   * @param d the dimension, {@code 0 <= d < dim()}
+   * @param start the first entry of dimension d in the view
+   * @param length the number of entries of dimension d in the view
+   * @return a view of {@code length} entries of dimension {@code d} starting at {@code start}
+   */
   public Tensor narrow(int d, long start, long length) {
     checkOpen();
     check(d >= 0 && d < shape.length, "dim", "in [0, " + shape.length + ")", d);
@@ -327,7 +439,12 @@ public final class Tensor implements AutoCloseable {
     return new Tensor(memory, address + offset, dtype, s, strides.clone(), false);
   }
 
-  /** A view with a new shape over the same contiguous elements. */
+  /**
+   * A view with a new shape over the same contiguous elements.
+   *
+   * @param shape the sizes of the dimensions (none for a scalar)
+   * @return a view with a new shape over the same contiguous elements
+   */
   public Tensor reshape(long... shape) {
     checkOpen();
     long[] s = checkShape(shape);
@@ -336,7 +453,11 @@ public final class Tensor implements AutoCloseable {
     return new Tensor(memory, address, dtype, s, contiguousStrides(s), false);
   }
 
-  /** Sets every byte to {@code value} (e.g. 0xff to poison an output before a run). Needs a contiguous tensor. */
+  /**
+   * Sets every byte to {@code value} (e.g. 0xff to poison an output before a run). Needs a contiguous tensor.
+   *
+   * @param value the byte value, 0 to 255
+   */
   public void fillBytes(int value) {
     checkOpen();
     requireContiguous();
@@ -355,6 +476,10 @@ public final class Tensor implements AutoCloseable {
    * Fills a contiguous F16, BF16 or F32 tensor with pseudo-random values uniform in [-scale, scale]. The values
    * depend only on (seed, element index): the CPU and CUDA backends produce identical tensors. Queued on
    * {@code stream} (null = default) for CUDA.
+   *
+   * @param seed the seed: the same seed gives the same values on every backend
+   * @param scale the half-width of the interval the values are drawn from
+   * @param stream the stream to queue the fill on, or null for the device's default stream (ignored by the CPU backend)
    */
   public void fillUniform(long seed, float scale, Stream stream) {
     checkOpen();
@@ -370,14 +495,22 @@ public final class Tensor implements AutoCloseable {
     }
   }
 
-  /** Bytes spanned by the elements (numel x element size for contiguous tensors). */
+  /**
+   * Bytes spanned by the elements (numel x element size for contiguous tensors).
+   *
+   * @return bytes spanned by the elements (numel x element size for contiguous tensors)
+   */
   public long byteSize() {
     return numel() * dtype.byteSize();
   }
 
   // ---- copies from Java ----
 
-  /** Copies {@code data} in, converting to this F16, BF16 or F32 tensor's type. */
+  /**
+   * Copies {@code data} in, converting to this F16, BF16 or F32 tensor's type.
+   *
+   * @param data the elements, row-major; as many as the shape holds
+   */
   public void copyFrom(float[] data) {
     checkOpen();
     requireContiguous();
@@ -404,7 +537,11 @@ public final class Tensor implements AutoCloseable {
     }
   }
 
-  /** Copies {@code data} into this I32 tensor. */
+  /**
+   * Copies {@code data} into this I32 tensor.
+   *
+   * @param data the elements, row-major; as many as the shape holds
+   */
   public void copyFrom(int[] data) {
     checkOpen();
     requireContiguous();
@@ -422,7 +559,11 @@ public final class Tensor implements AutoCloseable {
     }
   }
 
-  /** Copies raw 16-bit patterns into this F16 or BF16 tensor. */
+  /**
+   * Copies raw 16-bit patterns into this F16 or BF16 tensor.
+   *
+   * @param bits the 16-bit patterns, one per element, row-major
+   */
   public void copyFromBits(short[] bits) {
     checkOpen();
     requireContiguous();
@@ -440,7 +581,11 @@ public final class Tensor implements AutoCloseable {
     }
   }
 
-  /** Copies the remaining bytes of {@code buffer} (exactly {@link #byteSize()} of them) in, as raw bytes. */
+  /**
+   * Copies the remaining bytes of {@code buffer} (exactly {@link #byteSize()} of them) in, as raw bytes.
+   *
+   * @param buffer the buffer, with exactly byteSize() bytes remaining
+   */
   public void copyFrom(ByteBuffer buffer) {
     checkOpen();
     requireContiguous();
@@ -460,7 +605,11 @@ public final class Tensor implements AutoCloseable {
     }
   }
 
-  /** Copies a tensor of the same dtype and shape in (device to device, or across devices via the host). */
+  /**
+   * Copies a tensor of the same dtype and shape in (device to device, or across devices via the host).
+   *
+   * @param other the source, of this tensor's dtype and shape
+   */
   public void copyFrom(Tensor other) {
     checkOpen();
     Checks.open(other, "other");
@@ -533,7 +682,12 @@ public final class Tensor implements AutoCloseable {
     }
   }
 
-  /** A contiguous copy of this tensor on {@code target}. */
+  /**
+   * A contiguous copy of this tensor on {@code target}.
+   *
+   * @param target the device of the copy
+   * @return a contiguous copy of this tensor on {@code target}
+   */
   public Tensor to(Device target) {
     checkOpen();
     check(target != null, "target", "non-null", "null");
@@ -552,7 +706,11 @@ public final class Tensor implements AutoCloseable {
 
   // ---- copies to Java ----
 
-  /** The elements as floats (F16, BF16 or F32 tensors). */
+  /**
+   * The elements as floats (F16, BF16 or F32 tensors).
+   *
+   * @return the elements as floats (F16, BF16 or F32 tensors)
+   */
   public float[] toFloatArray() {
     checkOpen();
     requireContiguous();
@@ -573,7 +731,11 @@ public final class Tensor implements AutoCloseable {
     return out;
   }
 
-  /** The elements of an I32 tensor. */
+  /**
+   * The elements of an I32 tensor.
+   *
+   * @return the elements of an I32 tensor
+   */
   public int[] toIntArray() {
     checkOpen();
     requireContiguous();
@@ -593,7 +755,11 @@ public final class Tensor implements AutoCloseable {
     return out;
   }
 
-  /** The raw 16-bit patterns of an F16 or BF16 tensor. */
+  /**
+   * The raw 16-bit patterns of an F16 or BF16 tensor.
+   *
+   * @return the raw 16-bit patterns of an F16 or BF16 tensor
+   */
   public short[] toBits() {
     checkOpen();
     requireContiguous();
@@ -613,7 +779,11 @@ public final class Tensor implements AutoCloseable {
     return out;
   }
 
-  /** Copies the raw bytes out into {@code buffer} (which must have {@link #byteSize()} bytes remaining). */
+  /**
+   * Copies the raw bytes out into {@code buffer} (which must have {@link #byteSize()} bytes remaining).
+   *
+   * @param buffer the buffer, with exactly byteSize() bytes remaining
+   */
   public void copyTo(ByteBuffer buffer) {
     checkOpen();
     requireContiguous();

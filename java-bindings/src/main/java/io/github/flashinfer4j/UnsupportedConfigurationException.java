@@ -4,6 +4,11 @@ package io.github.flashinfer4j;
 public class UnsupportedConfigurationException extends Flashinfer4jException {
   private static final long serialVersionUID = 1L;
 
+  /**
+   * An exception that says which configuration cannot run, and why.
+   *
+   * @param message the message
+   */
   public UnsupportedConfigurationException(String message) {
     super(message);
   }

@@ -14,6 +14,12 @@ public final class AppendPositions {
   private final int[] batchIndices;
   private final int[] positions;
 
+  /**
+   * Targets of nnz new tokens: token n goes to request batchIndices[n] at position positions[n].
+   *
+   * @param batchIndices int32 [nnz]: the request each new token belongs to
+   * @param positions int32 [nnz]: the position of each new token in its request
+   */
   public AppendPositions(int[] batchIndices, int[] positions) {
     Checks.notNull(batchIndices, "batchIndices");
     Checks.notNull(positions, "positions");
@@ -23,15 +29,29 @@ public final class AppendPositions {
     this.positions = positions.clone();
   }
 
+  /**
+   * The request of each token (the array itself, not a copy).
+   *
+   * @return the request of each token (the array itself, not a copy)
+   */
   public int[] batchIndices() {
     return batchIndices.clone();
   }
 
+  /**
+   * The position of each token in its request (the array itself, not a copy).
+   *
+   * @return the position of each token in its request (the array itself, not a copy)
+   */
   public int[] positions() {
     return positions.clone();
   }
 
-  /** Number of tokens. */
+  /**
+   * Number of tokens.
+   *
+   * @return number of tokens
+   */
   public int nnz() {
     return batchIndices.length;
   }

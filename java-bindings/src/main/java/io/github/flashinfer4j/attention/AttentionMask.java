@@ -3,7 +3,8 @@ package io.github.flashinfer4j.attention;
 import io.github.flashinfer4j.internal.Checks;
 
 /**
- * Which keys each query row of a prefill may see (SPEC.md, Attention), for request b with {@code qoLen} query
+ * Which keys each query row of a prefill may see
+ * (<a href="https://github.com/flashinfer4j/flashinfer4j/blob/main/docs/SPEC.md">docs/SPEC.md</a>, Attention), for request b with {@code qoLen} query
  * rows and {@code kvLen} keys, where query row i sits at position {@code posQ(i) = i + kvLen - qoLen}:
  * <ul>
  *   <li>{@link #none()}: every key;</li>
@@ -21,8 +22,11 @@ import io.github.flashinfer4j.internal.Checks;
 public final class AttentionMask {
   /** The kind of mask; codes match the C API's fi4j_mask_mode. */
   public enum Kind {
+    /** Every key of the request is seen. */
     NONE(0),
+    /** Bottom-right aligned causal masking. */
     CAUSAL(1),
+    /** A custom boolean mask per request. */
     CUSTOM(2);
 
     private final int code;
@@ -49,17 +53,30 @@ public final class AttentionMask {
     this.packed = packed;
   }
 
-  /** Every query row sees every key of its request. */
+  /**
+   * Every query row sees every key of its request.
+   *
+   * @return the mask under which every query row sees every key of its request
+   */
   public static AttentionMask none() {
     return NONE;
   }
 
-  /** Bottom-right aligned causal masking. */
+  /**
+   * Bottom-right aligned causal masking.
+   *
+   * @return the causal mask
+   */
   public static AttentionMask causal() {
     return CAUSAL;
   }
 
-  /** {@link #causal()} when {@code causal}, else {@link #none()}. */
+  /**
+   * {@link #causal()} when {@code causal}, else {@link #none()}.
+   *
+   * @param causal true for the causal mask, false for none
+   * @return {@link #causal()} when {@code causal}, else {@link #none()}
+   */
   public static AttentionMask causal(boolean causal) {
     return causal ? CAUSAL : NONE;
   }
@@ -68,26 +85,49 @@ public final class AttentionMask {
    * A custom mask given unpacked: the requests' {@code [qoLen, kvLen]} row-major boolean matrices concatenated
    * in request order (FlashInfer's flattened {@code custom_mask}). Its length must be the sum of
    * {@code qoLen * kvLen} over the planned requests.
+   *
+   * @param mask the custom mask
+   * @return a custom mask given unpacked
    */
   public static AttentionMask custom(boolean[] mask) {
     Checks.notNull(mask, "mask");
     return new AttentionMask(Kind.CUSTOM, mask.clone(), null);
   }
 
-  /** A custom mask already packed (one segment per request). */
+  /**
+   * A custom mask already packed (one segment per request).
+   *
+   * @param mask the custom mask
+   * @return a custom mask already packed (one segment per request)
+   */
   public static AttentionMask packed(PackedMask mask) {
     Checks.notNull(mask, "mask");
     return new AttentionMask(Kind.CUSTOM, null, mask);
   }
 
+  /**
+   * Which kind of mask this is.
+   *
+   * @return the kind of mask
+   */
   public Kind kind() {
     return kind;
   }
 
+  /**
+   * Whether this is the causal mask.
+   *
+   * @return whether this is the causal mask
+   */
   public boolean isCausal() {
     return kind == Kind.CAUSAL;
   }
 
+  /**
+   * Whether this is a custom mask.
+   *
+   * @return whether this is a custom mask
+   */
   public boolean isCustom() {
     return kind == Kind.CUSTOM;
   }

@@ -72,12 +72,21 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
   private volatile DecodePlan latest;  // the plan of the convenience run()
   private volatile boolean closed;
 
-  /** A wrapper with its own workspace ({@value #DEFAULT_WORKSPACE_BYTES} bytes on CUDA). */
+  /**
+   * A wrapper with its own workspace ({@value #DEFAULT_WORKSPACE_BYTES} bytes on CUDA).
+   *
+   * @param device the device it lives and runs on (a CUDA device or the CPU backend)
+   */
   public BatchDecodeWithPagedKvCache(Device device) {
     this(device, null, 0, 0);
   }
 
-  /** A wrapper over a caller-owned U8 workspace on the same device (see {@link #DEFAULT_WORKSPACE_BYTES}). */
+  /**
+   * A wrapper over a caller-owned U8 workspace on the same device (see {@link #DEFAULT_WORKSPACE_BYTES}).
+   *
+   * @param device the device it lives and runs on (a CUDA device or the CPU backend)
+   * @param workspace a caller-owned U8 workspace tensor on the same device, or null for one the wrapper allocates
+   */
   public BatchDecodeWithPagedKvCache(Device device, Tensor workspace) {
     this(device, Checks.notNull(workspace, "workspace"), 0, 0);
   }
@@ -90,6 +99,12 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
    *
    * <p>plan() overwrites buffers that queued replays read: plan on the stream the replays use (or synchronise
    * first).
+   *
+   * @param device the device it lives and runs on (a CUDA device or the CPU backend)
+   * @param workspace a caller-owned U8 workspace tensor on the same device, or null for one the wrapper allocates
+   * @param batchSize the number of requests of every plan
+   * @param maxPages the most page ids a plan's page table may hold
+   * @return a new wrapper in CUDA-graph mode
    */
   public static BatchDecodeWithPagedKvCache forCudaGraph(Device device, Tensor workspace, int batchSize,
       int maxPages) {
@@ -122,42 +137,86 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     }
   }
 
+  /**
+   * The device the wrapper runs on.
+   *
+   * @return the device the wrapper runs on
+   */
   public Device device() {
     return device;
   }
 
-  /** Work items of the latest plan (0: no split, one block per request and KV head; 0 before any plan). */
+  /**
+   * Work items of the latest plan (0: no split, one block per request and KV head; 0 before any plan).
+   *
+   * @return work items of the latest plan (0: no split, one block per request and KV head; 0 before any plan)
+   */
   public int numWorkItems() {
     DecodePlan p = latest;
     return p == null ? 0 : p.numWork;
   }
 
-  /** Tokens per work item of the latest plan (0 without a split). */
+  /**
+   * Tokens per work item of the latest plan (0 without a split).
+   *
+   * @return tokens per work item of the latest plan (0 without a split)
+   */
   public int chunkSize() {
     DecodePlan p = latest;
     return p == null ? 0 : p.chunkSize;
   }
 
-  /** The kernel path of the latest plan. */
+  /**
+   * The kernel path of the latest plan.
+   *
+   * @return the kernel path of the latest plan
+   */
   public DecodePath path() {
     DecodePlan p = latest;
     return p == null ? DecodePath.CUDA_CORES : p.path;
   }
 
-  /** The latest plan (the one {@link #run(Tensor, PagedKvCache, Tensor, Tensor, Stream)} uses), or null. */
+  /**
+   * The latest plan (the one {@link #run(Tensor, PagedKvCache, Tensor, Tensor, Stream)} uses), or null.
+   *
+   * @return the latest plan (the one {@link #run(Tensor, PagedKvCache, Tensor, Tensor, Stream)} uses), or null
+   */
   public DecodePlan latestPlan() {
     return latest;
   }
 
-  /** Plans with default options; see {@link #plan(PageTable, int, int, int, int, DType, AttentionOptions,
-   * DecodePlanOptions, Stream)}. */
+  /**
+   * Plans with default options; see {@link #plan(PageTable, int, int, int, int, DType, AttentionOptions,
+   * DecodePlanOptions, Stream)}.
+   *
+   * @param pageTable the page table of the batch: which pages of the cache each request uses; stays open while plans
+   *     and runs use it
+   * @param numQoHeads the number of query (and output) heads H_qo, a multiple of numKvHeads
+   * @param numKvHeads the number of KV heads H_kv
+   * @param headDim the head dimension D
+   * @param pageSize tokens per page P
+   * @param dtype the element type
+   * @return the plan, which also becomes the wrapper's latest plan
+   */
   public DecodePlan plan(PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, int pageSize,
       DType dtype) {
     return plan(pageTable, numQoHeads, numKvHeads, headDim, pageSize, dtype, AttentionOptions.defaults(),
         DecodePlanOptions.defaults(), null);
   }
 
-  /** Plans with default plan options on the default stream. */
+  /**
+   * Plans with default plan options on the default stream.
+   *
+   * @param pageTable the page table of the batch: which pages of the cache each request uses; stays open while plans
+   *     and runs use it
+   * @param numQoHeads the number of query (and output) heads H_qo, a multiple of numKvHeads
+   * @param numKvHeads the number of KV heads H_kv
+   * @param headDim the head dimension D
+   * @param pageSize tokens per page P
+   * @param dtype the element type
+   * @param options the attention variant (soft cap, window, sm scale, RoPE)
+   * @return the plan, which also becomes the wrapper's latest plan
+   */
   public DecodePlan plan(PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, int pageSize,
       DType dtype, AttentionOptions options) {
     return plan(pageTable, numQoHeads, numKvHeads, headDim, pageSize, dtype, options, DecodePlanOptions.defaults(),
@@ -174,6 +233,18 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
    * <p>Returns the plan, which also becomes the wrapper's latest plan (used by the convenience {@code run(q, ...)}).
    * A plan that writes the workspace (a split plan, any plan in CUDA-graph mode) supersedes the earlier plans of
    * this wrapper that use it; see {@link DecodePlan}.
+   *
+   * @param pageTable the page table of the batch: which pages of the cache each request uses; stays open while plans
+   *     and runs use it
+   * @param numQoHeads the number of query (and output) heads H_qo, a multiple of numKvHeads
+   * @param numKvHeads the number of KV heads H_kv
+   * @param headDim the head dimension D
+   * @param pageSize tokens per page P
+   * @param dtype the element type
+   * @param options the attention variant (soft cap, window, sm scale, RoPE)
+   * @param planOptions how the work is partitioned (split, kernel path)
+   * @param stream the stream to queue the work on, or null for the device's default stream (ignored by the CPU backend)
+   * @return the plan, which also becomes the wrapper's latest plan
    */
   public synchronized DecodePlan plan(PageTable pageTable, int numQoHeads, int numKvHeads, int headDim, int pageSize,
       DType dtype, AttentionOptions options, DecodePlanOptions planOptions, Stream stream) {
@@ -273,7 +344,14 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     }
   }
 
-  /** Runs the latest plan on the device's default stream. */
+  /**
+   * Runs the latest plan on the device's default stream.
+   *
+   * @param q the queries, [batch, numQoHeads, headDim], one row per request
+   * @param cache the paged KV cache
+   * @param out the output, [batch, numQoHeads, headDim], written by the call
+   * @param lse float32 [batch, numQoHeads], the base-2 log-sum-exp, written by the call; may be null
+   */
   public void run(Tensor q, PagedKvCache cache, Tensor out, Tensor lse) {
     run(q, cache, out, lse, null);
   }
@@ -281,6 +359,12 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
   /**
    * Runs the wrapper's latest plan (whichever thread made it): the FlashInfer-shaped convenience. Threads sharing
    * the wrapper use {@link #run(DecodePlan, Tensor, PagedKvCache, Tensor, Tensor, Stream)} with their own plan.
+   *
+   * @param q the queries, [batch, numQoHeads, headDim], one row per request
+   * @param cache the paged KV cache
+   * @param out the output, [batch, numQoHeads, headDim], written by the call
+   * @param lse float32 [batch, numQoHeads], the base-2 log-sum-exp, written by the call; may be null
+   * @param stream the stream to queue the work on, or null for the device's default stream (ignored by the CPU backend)
    */
   public synchronized void run(Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
     checkOpen();
@@ -292,7 +376,15 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     runPlan(plan, q, cache, out, lse, stream);
   }
 
-  /** Runs {@code plan} on the device's default stream. */
+  /**
+   * Runs {@code plan} on the device's default stream.
+   *
+   * @param plan a plan made by this wrapper's plan(), not superseded since
+   * @param q the queries, [batch, numQoHeads, headDim], one row per request
+   * @param cache the paged KV cache
+   * @param out the output, [batch, numQoHeads, headDim], written by the call
+   * @param lse float32 [batch, numQoHeads], the base-2 log-sum-exp, written by the call; may be null
+   */
   public void run(DecodePlan plan, Tensor q, PagedKvCache cache, Tensor out, Tensor lse) {
     run(plan, q, cache, out, lse, null);
   }
@@ -303,6 +395,13 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
    * {@link #plan plan()} ({@link InvalidArgumentException} otherwise) and must not have been superseded
    * ({@link IllegalStateException}, see {@link DecodePlan}). Queued on {@code stream} (null = default stream) for
    * CUDA; complete on return for the CPU backend.
+   *
+   * @param plan a plan made by this wrapper's plan(), not superseded since
+   * @param q the queries, [batch, numQoHeads, headDim], one row per request
+   * @param cache the paged KV cache
+   * @param out the output, [batch, numQoHeads, headDim], written by the call
+   * @param lse float32 [batch, numQoHeads], the base-2 log-sum-exp, written by the call; may be null
+   * @param stream the stream to queue the work on, or null for the device's default stream (ignored by the CPU backend)
    */
   public synchronized void run(DecodePlan plan, Tensor q, PagedKvCache cache, Tensor out, Tensor lse,
       Stream stream) {

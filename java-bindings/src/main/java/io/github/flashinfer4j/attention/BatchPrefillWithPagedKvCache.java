@@ -22,7 +22,8 @@ import io.github.flashinfer4j.lowlevel.Fi4j;
  * verification is a custom mask ({@link Masks#tree(int, int[])}).
  *
  * <p>Query head h reads KV head {@code h / (numQoHeads / numKvHeads)}. {@code lse[row, h]} is the base-2
- * log-sum-exp of the scaled (and soft-capped) logits. Masks, window, soft cap, sm scale and RoPE as in SPEC.md.
+ * log-sum-exp of the scaled (and soft-capped) logits. Masks, window, soft cap, sm scale and RoPE as in
+ * <a href="https://github.com/flashinfer4j/flashinfer4j/blob/main/docs/SPEC.md">docs/SPEC.md</a>.
  *
  * <p>Plan/run as in {@link BatchDecodeWithPagedKvCache}: {@link #plan} validates the batch on the host, plans the
  * work and copies the query offsets (and a custom mask, packed) into the device's memory; {@link #run} may then be
@@ -68,12 +69,21 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
   private volatile PrefillPlan latest;  // the plan of the convenience run()
   private volatile boolean closed;
 
-  /** A wrapper with its own workspace ({@value #DEFAULT_WORKSPACE_BYTES} bytes on CUDA). */
+  /**
+   * A wrapper with its own workspace ({@value #DEFAULT_WORKSPACE_BYTES} bytes on CUDA).
+   *
+   * @param device the device it lives and runs on (a CUDA device or the CPU backend)
+   */
   public BatchPrefillWithPagedKvCache(Device device) {
     this(device, null);
   }
 
-  /** A wrapper over a caller-owned contiguous U8 workspace on the same device (null: allocate one). */
+  /**
+   * A wrapper over a caller-owned contiguous U8 workspace on the same device (null: allocate one).
+   *
+   * @param device the device it lives and runs on (a CUDA device or the CPU backend)
+   * @param workspace a caller-owned U8 workspace tensor on the same device, or null for one the wrapper allocates
+   */
   public BatchPrefillWithPagedKvCache(Device device, Tensor workspace) {
     this.device = Checks.notNull(device, "device");
     Native.ensureLoaded();
@@ -81,16 +91,37 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
         device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);
   }
 
+  /**
+   * The device the wrapper runs on.
+   *
+   * @return the device the wrapper runs on
+   */
   public Device device() {
     return device;
   }
 
-  /** The latest plan (the one the convenience {@code run(q, ...)} uses), or null before the first plan(). */
+  /**
+   * The latest plan (the one the convenience {@code run(q, ...)} uses), or null before the first plan().
+   *
+   * @return the latest plan (the one the convenience {@code run(q, ...)} uses), or null before the first plan()
+   */
   public PrefillPlan latestPlan() {
     return latest;
   }
 
-  /** Plans with default options on the default stream. */
+  /**
+   * Plans with default options on the default stream.
+   *
+   * @param qoIndptr int32 [batch + 1]: request b's query rows are rows qoIndptr[b] .. qoIndptr[b+1]-1 of q
+   * @param pageTable the page table of the batch: which pages of the cache each request uses; stays open while plans
+   *     and runs use it
+   * @param numQoHeads the number of query (and output) heads H_qo, a multiple of numKvHeads
+   * @param numKvHeads the number of KV heads H_kv
+   * @param headDim the head dimension D
+   * @param dtype the element type
+   * @param mask which keys each query row may see
+   * @return the plan, which also becomes the wrapper's latest plan
+   */
   public PrefillPlan plan(int[] qoIndptr, PageTable pageTable, int numQoHeads, int numKvHeads, int headDim,
       DType dtype, AttentionMask mask) {
     return plan(qoIndptr, pageTable, numQoHeads, numKvHeads, headDim, dtype, mask, AttentionOptions.defaults(), null);
@@ -105,6 +136,18 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
    * <p>Returns the plan, which also becomes the wrapper's latest plan (used by the convenience {@code run(q, ...)}).
    * Earlier plans stay open (see {@link PrefillPlan} for when their copies are freed); a split plan supersedes the
    * earlier split plans of this wrapper.
+   *
+   * @param qoIndptr int32 [batch + 1]: request b's query rows are rows qoIndptr[b] .. qoIndptr[b+1]-1 of q
+   * @param pageTable the page table of the batch: which pages of the cache each request uses; stays open while plans
+   *     and runs use it
+   * @param numQoHeads the number of query (and output) heads H_qo, a multiple of numKvHeads
+   * @param numKvHeads the number of KV heads H_kv
+   * @param headDim the head dimension D
+   * @param dtype the element type
+   * @param mask which keys each query row may see
+   * @param options the attention variant (soft cap, window, sm scale, RoPE)
+   * @param stream the stream to queue the work on, or null for the device's default stream (ignored by the CPU backend)
+   * @return the plan, which also becomes the wrapper's latest plan
    */
   public synchronized PrefillPlan plan(int[] qoIndptr, PageTable pageTable, int numQoHeads, int numKvHeads,
       int headDim, DType dtype, AttentionMask mask, AttentionOptions options, Stream stream) {
@@ -129,7 +172,14 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
     return plan;
   }
 
-  /** Runs the latest plan on the default stream. */
+  /**
+   * Runs the latest plan on the default stream.
+   *
+   * @param q the queries, [nnzQo, numQoHeads, headDim]
+   * @param cache the paged KV cache
+   * @param out the output, [nnzQo, numQoHeads, headDim], written by the call
+   * @param lse float32 [nnzQo, numQoHeads], the base-2 log-sum-exp, written by the call; may be null
+   */
   public void run(Tensor q, PagedKvCache cache, Tensor out, Tensor lse) {
     run(q, cache, out, lse, null);
   }
@@ -137,6 +187,12 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
   /**
    * Runs the wrapper's latest plan (whichever thread made it): the FlashInfer-shaped convenience. Threads sharing
    * the wrapper use {@link #run(PrefillPlan, Tensor, PagedKvCache, Tensor, Tensor, Stream)} with their own plan.
+   *
+   * @param q the queries, [nnzQo, numQoHeads, headDim]
+   * @param cache the paged KV cache
+   * @param out the output, [nnzQo, numQoHeads, headDim], written by the call
+   * @param lse float32 [nnzQo, numQoHeads], the base-2 log-sum-exp, written by the call; may be null
+   * @param stream the stream to queue the work on, or null for the device's default stream (ignored by the CPU backend)
    */
   public synchronized void run(Tensor q, PagedKvCache cache, Tensor out, Tensor lse, Stream stream) {
     checkOpen();
@@ -148,7 +204,15 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
     runPlan(plan, q, cache, out, lse, stream);
   }
 
-  /** Runs {@code plan} on the default stream. */
+  /**
+   * Runs {@code plan} on the default stream.
+   *
+   * @param plan a plan made by this wrapper's plan(), not superseded since
+   * @param q the queries, [nnzQo, numQoHeads, headDim]
+   * @param cache the paged KV cache
+   * @param out the output, [nnzQo, numQoHeads, headDim], written by the call
+   * @param lse float32 [nnzQo, numQoHeads], the base-2 log-sum-exp, written by the call; may be null
+   */
   public void run(PrefillPlan plan, Tensor q, PagedKvCache cache, Tensor out, Tensor lse) {
     run(plan, q, cache, out, lse, null);
   }
@@ -160,6 +224,13 @@ public final class BatchPrefillWithPagedKvCache implements AutoCloseable {
    * ({@link io.github.flashinfer4j.InvalidArgumentException} otherwise), be open and not superseded
    * ({@link IllegalStateException}, see {@link PrefillPlan}). Queued on {@code stream} (null = default stream) for
    * CUDA; complete on return for the CPU backend.
+   *
+   * @param plan a plan made by this wrapper's plan(), not superseded since
+   * @param q the queries, [nnzQo, numQoHeads, headDim]
+   * @param cache the paged KV cache
+   * @param out the output, [nnzQo, numQoHeads, headDim], written by the call
+   * @param lse float32 [nnzQo, numQoHeads], the base-2 log-sum-exp, written by the call; may be null
+   * @param stream the stream to queue the work on, or null for the device's default stream (ignored by the CPU backend)
    */
   public synchronized void run(PrefillPlan plan, Tensor q, PagedKvCache cache, Tensor out, Tensor lse,
       Stream stream) {

@@ -18,12 +18,13 @@ import io.github.flashinfer4j.lowlevel.Fi4j;
  * {@code qoIndptr[b] .. qoIndptr[b+1]-1} of q ({@code [nnzQo, numQoHeads, headDim]}) and its keys and values are
  * rows {@code kvIndptr[b] .. kvIndptr[b+1]-1} of k and v ({@code [nnzKv, numKvHeads, headDim]} in the NHD layout,
  * {@code [numKvHeads, nnzKv, headDim]} in HND; k and v may have different strides). The usual case is a prompt
- * attending to itself (qoLen = kvLen) with {@link AttentionMask#causal()}; with qoLen < kvLen the queries are the
- * last qoLen positions (bottom-right aligned), and with qoLen > kvLen the first rows see nothing (output 0, LSE
- * -inf).
+ * attending to itself (qoLen = kvLen) with {@link AttentionMask#causal()}; with {@code qoLen < kvLen} the queries
+ * are the last qoLen positions (bottom-right aligned), and with {@code qoLen > kvLen} the first rows see nothing
+ * (output 0, LSE -inf).
  *
  * <p>Query head h reads KV head {@code h / (numQoHeads / numKvHeads)}. {@code lse[row, h]} is the base-2
- * log-sum-exp of the scaled (and soft-capped) logits. Masks, window, soft cap, sm scale and RoPE as in SPEC.md.
+ * log-sum-exp of the scaled (and soft-capped) logits. Masks, window, soft cap, sm scale and RoPE as in
+ * <a href="https://github.com/flashinfer4j/flashinfer4j/blob/main/docs/SPEC.md">docs/SPEC.md</a>.
  *
  * <p>Plan/run as in {@link BatchDecodeWithPagedKvCache}: {@link #plan} validates the batch on the host, plans the
  * work and copies the offsets (and a custom mask, packed) into the device's memory; {@link #run} may then be called
@@ -70,7 +71,11 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
   private volatile PrefillPlan latest;  // the plan of the convenience run()
   private volatile boolean closed;
 
-  /** A wrapper for NHD K/V with its own workspace. */
+  /**
+   * A wrapper for NHD K/V with its own workspace.
+   *
+   * @param device the device it lives and runs on (a CUDA device or the CPU backend)
+   */
   public BatchPrefillWithRaggedKvCache(Device device) {
     this(device, KvLayout.NHD, null);
   }
@@ -78,6 +83,10 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
   /**
    * A wrapper for K/V in {@code layout}, over a caller-owned contiguous U8 workspace on the same device, or its
    * own ({@value #DEFAULT_WORKSPACE_BYTES} bytes on CUDA) when {@code workspace} is null.
+   *
+   * @param device the device it lives and runs on (a CUDA device or the CPU backend)
+   * @param layout the layout of k and v in run()
+   * @param workspace a caller-owned U8 workspace tensor on the same device, or null for one the wrapper allocates
    */
   public BatchPrefillWithRaggedKvCache(Device device, KvLayout layout, Tensor workspace) {
     this.device = Checks.notNull(device, "device");
@@ -87,20 +96,45 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
         device.isCuda() ? DEFAULT_WORKSPACE_BYTES : 256);
   }
 
+  /**
+   * The device the wrapper runs on.
+   *
+   * @return the device the wrapper runs on
+   */
   public Device device() {
     return device;
   }
 
-  /** The latest plan (the one the convenience {@code run(q, ...)} uses), or null before the first plan(). */
+  /**
+   * The latest plan (the one the convenience {@code run(q, ...)} uses), or null before the first plan().
+   *
+   * @return the latest plan (the one the convenience {@code run(q, ...)} uses), or null before the first plan()
+   */
   public PrefillPlan latestPlan() {
     return latest;
   }
 
+  /**
+   * The layout of k and v that run() expects.
+   *
+   * @return the layout of k and v that run() expects
+   */
   public KvLayout layout() {
     return layout;
   }
 
-  /** Plans with default options on the default stream. */
+  /**
+   * Plans with default options on the default stream.
+   *
+   * @param qoIndptr int32 [batch + 1]: request b's query rows are rows qoIndptr[b] .. qoIndptr[b+1]-1 of q
+   * @param kvIndptr int32 [batch + 1]: request b's keys and values are rows kvIndptr[b] .. kvIndptr[b+1]-1 of k and v
+   * @param numQoHeads the number of query (and output) heads H_qo, a multiple of numKvHeads
+   * @param numKvHeads the number of KV heads H_kv
+   * @param headDim the head dimension D
+   * @param dtype the element type
+   * @param mask which keys each query row may see
+   * @return the plan, which also becomes the wrapper's latest plan
+   */
   public PrefillPlan plan(int[] qoIndptr, int[] kvIndptr, int numQoHeads, int numKvHeads, int headDim, DType dtype,
       AttentionMask mask) {
     return plan(qoIndptr, kvIndptr, numQoHeads, numKvHeads, headDim, dtype, mask, AttentionOptions.defaults(), null);
@@ -115,6 +149,17 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
    * <p>Returns the plan, which also becomes the wrapper's latest plan (used by the convenience {@code run(q, ...)}).
    * Earlier plans stay open (see {@link PrefillPlan} for when their copies are freed); a split plan supersedes the
    * earlier split plans of this wrapper.
+   *
+   * @param qoIndptr int32 [batch + 1]: request b's query rows are rows qoIndptr[b] .. qoIndptr[b+1]-1 of q
+   * @param kvIndptr int32 [batch + 1]: request b's keys and values are rows kvIndptr[b] .. kvIndptr[b+1]-1 of k and v
+   * @param numQoHeads the number of query (and output) heads H_qo, a multiple of numKvHeads
+   * @param numKvHeads the number of KV heads H_kv
+   * @param headDim the head dimension D
+   * @param dtype the element type
+   * @param mask which keys each query row may see
+   * @param options the attention variant (soft cap, window, sm scale, RoPE)
+   * @param stream the stream to queue the work on, or null for the device's default stream (ignored by the CPU backend)
+   * @return the plan, which also becomes the wrapper's latest plan
    */
   public synchronized PrefillPlan plan(int[] qoIndptr, int[] kvIndptr, int numQoHeads, int numKvHeads, int headDim,
       DType dtype, AttentionMask mask, AttentionOptions options, Stream stream) {
@@ -139,7 +184,15 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
     return plan;
   }
 
-  /** Runs the latest plan on the default stream. */
+  /**
+   * Runs the latest plan on the default stream.
+   *
+   * @param q the queries, [nnzQo, numQoHeads, headDim]
+   * @param k the keys, [nnzKv, numKvHeads, headDim] (NHD) or [numKvHeads, nnzKv, headDim] (HND)
+   * @param v the values, shaped as k
+   * @param out the output, [nnzQo, numQoHeads, headDim], written by the call
+   * @param lse float32 [nnzQo, numQoHeads], the base-2 log-sum-exp, written by the call; may be null
+   */
   public void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
     run(q, k, v, out, lse, null);
   }
@@ -147,6 +200,13 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
   /**
    * Runs the wrapper's latest plan (whichever thread made it): the FlashInfer-shaped convenience. Threads sharing
    * the wrapper use {@link #run(PrefillPlan, Tensor, Tensor, Tensor, Tensor, Tensor, Stream)} with their own plan.
+   *
+   * @param q the queries, [nnzQo, numQoHeads, headDim]
+   * @param k the keys, [nnzKv, numKvHeads, headDim] (NHD) or [numKvHeads, nnzKv, headDim] (HND)
+   * @param v the values, shaped as k
+   * @param out the output, [nnzQo, numQoHeads, headDim], written by the call
+   * @param lse float32 [nnzQo, numQoHeads], the base-2 log-sum-exp, written by the call; may be null
+   * @param stream the stream to queue the work on, or null for the device's default stream (ignored by the CPU backend)
    */
   public synchronized void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Stream stream) {
     checkOpen();
@@ -158,7 +218,16 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
     runPlan(plan, q, k, v, out, lse, stream);
   }
 
-  /** Runs {@code plan} on the default stream. */
+  /**
+   * Runs {@code plan} on the default stream.
+   *
+   * @param plan a plan made by this wrapper's plan(), not superseded since
+   * @param q the queries, [nnzQo, numQoHeads, headDim]
+   * @param k the keys, [nnzKv, numKvHeads, headDim] (NHD) or [numKvHeads, nnzKv, headDim] (HND)
+   * @param v the values, shaped as k
+   * @param out the output, [nnzQo, numQoHeads, headDim], written by the call
+   * @param lse float32 [nnzQo, numQoHeads], the base-2 log-sum-exp, written by the call; may be null
+   */
   public void run(PrefillPlan plan, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
     run(plan, q, k, v, out, lse, null);
   }
@@ -169,6 +238,14 @@ public final class BatchPrefillWithRaggedKvCache implements AutoCloseable {
    * ({@link io.github.flashinfer4j.InvalidArgumentException} otherwise), be open and not superseded
    * ({@link IllegalStateException}, see {@link PrefillPlan}). Queued on {@code stream} (null = default stream) for
    * CUDA; complete on return for the CPU backend.
+   *
+   * @param plan a plan made by this wrapper's plan(), not superseded since
+   * @param q the queries, [nnzQo, numQoHeads, headDim]
+   * @param k the keys, [nnzKv, numKvHeads, headDim] (NHD) or [numKvHeads, nnzKv, headDim] (HND)
+   * @param v the values, shaped as k
+   * @param out the output, [nnzQo, numQoHeads, headDim], written by the call
+   * @param lse float32 [nnzQo, numQoHeads], the base-2 log-sum-exp, written by the call; may be null
+   * @param stream the stream to queue the work on, or null for the device's default stream (ignored by the CPU backend)
    */
   public synchronized void run(PrefillPlan plan, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
       Stream stream) {

@@ -58,55 +58,110 @@ public final class DecodePlan {
     this.kernel = kernel;
   }
 
+  /**
+   * The device of the plan.
+   *
+   * @return the device of the plan
+   */
   public Device device() {
     return owner.device();
   }
 
-  /** The batch: request b's pages and lengths (must stay open while runs of this plan are made). */
+  /**
+   * The batch: request b's pages and lengths (must stay open while runs of this plan are made).
+   *
+   * @return the page table of the batch (must stay open while runs of this plan are made)
+   */
   public PageTable pageTable() {
     return pageTable;
   }
 
+  /**
+   * Requests in the batch.
+   *
+   * @return requests in the batch
+   */
   public int batchSize() {
     return pageTable.batchSize();
   }
 
+  /**
+   * Query heads.
+   *
+   * @return query heads
+   */
   public int numQoHeads() {
     return numQoHeads;
   }
 
+  /**
+   * KV heads.
+   *
+   * @return KV heads
+   */
   public int numKvHeads() {
     return numKvHeads;
   }
 
+  /**
+   * The head dimension.
+   *
+   * @return the head dimension
+   */
   public int headDim() {
     return headDim;
   }
 
+  /**
+   * Tokens per page.
+   *
+   * @return tokens per page
+   */
   public int pageSize() {
     return pageSize;
   }
 
-  /** The dtype of q, the cache and out. */
+  /**
+   * The dtype of q, the cache and out.
+   *
+   * @return the dtype of q, the cache and out
+   */
   public DType dtype() {
     return dtype;
   }
 
+  /**
+   * The attention variant.
+   *
+   * @return the attention variant
+   */
   public AttentionOptions options() {
     return options;
   }
 
-  /** Work items (0: no split, one block per request and KV head). */
+  /**
+   * Work items (0: no split, one block per request and KV head).
+   *
+   * @return work items (0: no split, one block per request and KV head)
+   */
   public int numWorkItems() {
     return numWork;
   }
 
-  /** The kernel path the planner chose. */
+  /**
+   * The kernel path the planner chose.
+   *
+   * @return the kernel path the planner chose
+   */
   public DecodePath path() {
     return path;
   }
 
-  /** Tokens per work item (0 without a split). */
+  /**
+   * Tokens per work item (0 without a split).
+   *
+   * @return tokens per work item (0 without a split)
+   */
   public int chunkSize() {
     return chunkSize;
   }
@@ -114,6 +169,9 @@ public final class DecodePlan {
   /**
    * Whether this plan uses its wrapper's workspace (a split plan, or any plan of a CUDA-graph wrapper) and can
    * therefore be superseded by a later plan() of that wrapper.
+   *
+   * @return whether this plan uses its wrapper's workspace (a split plan, or any plan of a CUDA-graph wrapper) and can
+   *     therefore be superseded by a later plan() of that wrapper
    */
   public boolean usesWorkspace() {
     return generation != PlanWorkspace.NONE;
@@ -122,6 +180,8 @@ public final class DecodePlan {
   /**
    * Whether its wrapper would run this plan now: the wrapper and the page table are open and no later plan()
    * overwrote the workspace this plan uses. (Another thread's plan() may change the answer at any moment.)
+   *
+   * @return whether its wrapper would run this plan now
    */
   public boolean isValid() {
     return owner.accepts(this) && pageTable.isOpen();

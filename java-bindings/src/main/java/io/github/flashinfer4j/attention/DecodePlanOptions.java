@@ -16,8 +16,11 @@ import io.github.flashinfer4j.internal.Checks;
 public final class DecodePlanOptions {
   /** Split-KV policy. */
   public enum SplitMode {
+    /** Split long requests when the batch cannot fill the GPU. */
     AUTO(0),
+    /** Never split. */
     NEVER(1),
+    /** Split every request into chunks of a fixed number of tokens (deterministic). */
     FIXED(2);
 
     private final int code;
@@ -43,28 +46,57 @@ public final class DecodePlanOptions {
     this.path = b.path;
   }
 
+  /**
+   * Split automatically, kernel path AUTO.
+   *
+   * @return the default options
+   */
   public static DecodePlanOptions defaults() {
     return DEFAULTS;
   }
 
-  /** Deterministic mode: fixed chunks of {@code chunkTokens} tokens. */
+  /**
+   * Deterministic mode: fixed chunks of {@code chunkTokens} tokens.
+   *
+   * @param chunkTokens KV tokens per chunk, a positive multiple of the page size at plan time
+   * @return options that split every request into fixed chunks of chunkTokens tokens
+   */
   public static DecodePlanOptions deterministic(int chunkTokens) {
     return builder().fixedChunk(chunkTokens).build();
   }
 
+  /**
+   * A builder starting from the defaults.
+   *
+   * @return a builder starting from the defaults
+   */
   public static Builder builder() {
     return new Builder();
   }
 
+  /**
+   * The split-KV policy.
+   *
+   * @return the split-KV policy
+   */
   public SplitMode splitMode() {
     return splitMode;
   }
 
-  /** Chunk size in tokens for {@link SplitMode#FIXED}, else 0. */
+  /**
+   * Chunk size in tokens for {@link SplitMode#FIXED}, else 0.
+   *
+   * @return chunk size in tokens for {@link SplitMode#FIXED}, else 0
+   */
   public int fixedChunk() {
     return fixedChunk;
   }
 
+  /**
+   * The kernel path to use (AUTO: the planner chooses).
+   *
+   * @return the kernel path to use (AUTO: the planner chooses)
+   */
   public DecodePath path() {
     return path;
   }
@@ -83,19 +115,34 @@ public final class DecodePlanOptions {
 
     private Builder() {}
 
+    /**
+     * Splits long requests when the batch alone cannot fill the GPU (the default).
+     *
+     * @return this builder
+     */
     public Builder splitAuto() {
       splitMode = SplitMode.AUTO;
       fixedChunk = 0;
       return this;
     }
 
+    /**
+     * Never splits a request (one block per request and KV head).
+     *
+     * @return this builder
+     */
     public Builder neverSplit() {
       splitMode = SplitMode.NEVER;
       fixedChunk = 0;
       return this;
     }
 
-    /** Fixed chunks of {@code tokens} tokens (> 0): deterministic across batch compositions. */
+    /**
+     * Fixed chunks of {@code tokens} tokens (> 0): deterministic across batch compositions.
+     *
+     * @param tokens KV tokens per work item, positive
+     * @return this builder
+     */
     public Builder fixedChunk(int tokens) {
       Checks.check(tokens > 0, "fixedChunk", "> 0", tokens);
       splitMode = SplitMode.FIXED;
@@ -103,12 +150,22 @@ public final class DecodePlanOptions {
       return this;
     }
 
-    /** Forces a kernel path (default AUTO). */
+    /**
+     * Forces a kernel path (default AUTO).
+     *
+     * @param path the decode kernel path
+     * @return this builder
+     */
     public Builder path(DecodePath path) {
       this.path = Checks.notNull(path, "path");
       return this;
     }
 
+    /**
+     * The options set so far.
+     *
+     * @return the options set so far
+     */
     public DecodePlanOptions build() {
       return new DecodePlanOptions(this);
     }

@@ -5,7 +5,8 @@ import io.github.flashinfer4j.internal.Native;
 import io.github.flashinfer4j.lowlevel.Fi4j;
 
 /**
- * Helpers for custom attention masks: packing (the bit layout of SPEC.md, as FlashInfer's {@code packbits} and
+ * Helpers for custom attention masks: packing (the bit layout of
+ * <a href="https://github.com/flashinfer4j/flashinfer4j/blob/main/docs/SPEC.md">docs/SPEC.md</a>, as FlashInfer's {@code packbits} and
  * {@code segment_packbits} with {@code bitorder="little"}) and speculative-decoding tree masks. Stateless and
  * thread-safe; packing runs in the native library (host memory only).
  */
@@ -15,6 +16,9 @@ public final class Masks {
   /**
    * Packs booleans into {@code (n + 7) / 8} bytes: element o is bit {@code o % 8} of byte {@code o / 8}; the
    * unused high bits of the last byte are 0.
+   *
+   * @param mask the booleans, row-major (true = keep)
+   * @return the packed bytes, (n + 7) / 8 of them
    */
   public static byte[] packbits(boolean[] mask) {
     Checks.notNull(mask, "mask");
@@ -30,6 +34,10 @@ public final class Masks {
    * Packs each segment {@code mask[indptr[b] .. indptr[b+1])} on its own, padded to whole bytes, and returns the
    * bytes with each segment's byte offset. For a prefill's custom mask, segment b is request b's
    * {@code qoLen x kvLen} matrix, so {@code indptr[b+1] - indptr[b] = qoLen_b * kvLen_b}.
+   *
+   * @param mask the booleans, row-major (true = keep)
+   * @param indptr int32 [batch + 1]: request b's elements are mask[indptr[b] .. indptr[b+1]-1]
+   * @return the packed bytes of all segments and each segment's byte offset
    */
   public static PackedMask segmentPackbits(boolean[] mask, int[] indptr) {
     Checks.notNull(mask, "mask");
@@ -65,6 +73,10 @@ public final class Masks {
    * appending and attend with {@link PosEncoding#NONE}: RoPE inside attention ({@link PosEncoding#ROPE_LLAMA})
    * rotates key j and query row i by their indices, which is right only when {@code depth(i) = i} (a chain). The
    * example is {@code java -jar benchmarks.jar spec-verify}.
+   *
+   * @param prefixLen the tokens before the tree that every node sees
+   * @param parents each draft node's parent node (-1 for a child of the prefix), parents before children
+   * @return the custom mask of one request that verifies a tree of draft tokens (speculative decoding)
    */
   public static boolean[] tree(int prefixLen, int[] parents) {
     Checks.check(prefixLen >= 0, "prefixLen", ">= 0", prefixLen);

@@ -4,7 +4,8 @@ import io.github.flashinfer4j.internal.Checks;
 import java.util.Arrays;
 
 /**
- * A custom attention mask in packed form (SPEC.md): request b's {@code qoLen x kvLen} booleans, row-major,
+ * A custom attention mask in packed form
+ * (<a href="https://github.com/flashinfer4j/flashinfer4j/blob/main/docs/SPEC.md">docs/SPEC.md</a>): request b's {@code qoLen x kvLen} booleans, row-major,
  * little-endian bit order (element o is bit {@code o % 8} of byte {@code o / 8}), start at byte
  * {@code indptr()[b]} of {@link #bits()}; each request is padded to a whole byte. Made by
  * {@link Masks#segmentPackbits(boolean[], int[])} or from bytes packed elsewhere (FlashInfer's
@@ -25,6 +26,11 @@ public final class PackedMask {
   /**
    * A packed mask from its bytes and per-request byte offsets ({@code indptr.length = batch + 1},
    * {@code indptr[0] = 0}, non-decreasing, {@code indptr[batch] <= bits.length}).
+   *
+   * @param bits the packed bits of all requests, each request starting at a whole byte
+   * @param indptr int32 [batch + 1]: request b's bits start at byte indptr[b]
+   * @return a packed mask from its bytes and per-request byte offsets ({@code indptr.length = batch + 1}, {@code
+   *     indptr[0] = 0}, non-decreasing, {@code indptr[batch] <= bits.length})
    */
   public static PackedMask of(byte[] bits, int[] indptr) {
     Checks.notNull(bits, "bits");
@@ -45,21 +51,40 @@ public final class PackedMask {
     return new PackedMask(bits, indptr);
   }
 
-  /** The packed bytes (a copy). */
+  /**
+   * The packed bytes (a copy).
+   *
+   * @return the packed bytes (a copy)
+   */
   public byte[] bits() {
     return bits.clone();
   }
 
-  /** Byte offset of each request's bits, {@code batchSize() + 1} entries (a copy). */
+  /**
+   * Byte offset of each request's bits, {@code batchSize() + 1} entries (a copy).
+   *
+   * @return byte offset of each request's bits, {@code batchSize() + 1} entries (a copy)
+   */
   public int[] indptr() {
     return indptr.clone();
   }
 
+  /**
+   * Requests in the mask.
+   *
+   * @return requests in the mask
+   */
   public int batchSize() {
     return indptr.length - 1;
   }
 
-  /** Whether element {@code element} (= {@code i * kvLen + j}) of request b is kept. */
+  /**
+   * Whether element {@code element} (= {@code i * kvLen + j}) of request b is kept.
+   *
+   * @param b the request index, {@code 0 <= b < batchSize()}
+   * @param element the element index within the request, row * kvLen + key
+   * @return whether element {@code element} (= {@code i * kvLen + j}) of request b is kept
+   */
   public boolean get(int b, long element) {
     Checks.check(b >= 0 && b < batchSize(), "b", "in [0, " + batchSize() + ")", b);
     long bytes = indptr[b + 1] - (long) indptr[b];

@@ -89,7 +89,16 @@ public final class PageTable implements AutoCloseable {
     return (n + 3) & ~3;
   }
 
-  /** Builds and validates a page table from host arrays and copies it to {@code device}. */
+  /**
+   * Builds and validates a page table from host arrays and copies it to {@code device}.
+   *
+   * @param device the device the table is copied to
+   * @param pageSize tokens per page P
+   * @param kvIndptr int32 [batch + 1]: request b's page ids are kvIndices[kvIndptr[b] .. kvIndptr[b+1]-1]
+   * @param kvIndices int32: the page ids of all requests, concatenated
+   * @param kvLastPageLen int32 [batch]: tokens in each request's last page (0 for a request without pages)
+   * @return the page table, on device
+   */
   public static PageTable of(Device device, int pageSize, int[] kvIndptr, int[] kvIndices, int[] kvLastPageLen) {
     Checks.notNull(device, "device");
     Checks.check(pageSize >= 1, "pageSize", ">= 1", pageSize);
@@ -125,7 +134,16 @@ public final class PageTable implements AutoCloseable {
     return new PageTable(device, pageSize, kvIndptr.clone(), kvIndices.clone(), kvLastPageLen.clone());
   }
 
-  /** Builds a page table from 1-D I32 tensors (any device): copies them to the host, validates, and uploads. */
+  /**
+   * Builds a page table from 1-D I32 tensors (any device): copies them to the host, validates, and uploads.
+   *
+   * @param device the device the table is copied to
+   * @param pageSize tokens per page P
+   * @param kvIndptr int32 [batch + 1]: request b's page ids are kvIndices[kvIndptr[b] .. kvIndptr[b+1]-1]
+   * @param kvIndices int32: the page ids of all requests, concatenated
+   * @param kvLastPageLen int32 [batch]: tokens in each request's last page (0 for a request without pages)
+   * @return the page table, on device
+   */
   public static PageTable fromTensors(Device device, int pageSize, Tensor kvIndptr, Tensor kvIndices,
       Tensor kvLastPageLen) {
     Checks.notNull(device, "device");
@@ -144,6 +162,11 @@ public final class PageTable implements AutoCloseable {
   /**
    * A page table that gives each request consecutive pages from 0 on, with {@code kvLens[b]} tokens each: the
    * layout a simple allocator produces.
+   *
+   * @param device the device the table is copied to
+   * @param pageSize tokens per page P
+   * @param kvLens tokens per request
+   * @return a page table that gives each request consecutive pages from 0 on, with {@code kvLens[b]} tokens each
    */
   public static PageTable contiguous(Device device, int pageSize, int[] kvLens) {
     Checks.notNull(kvLens, "kvLens");
@@ -168,48 +191,96 @@ public final class PageTable implements AutoCloseable {
     return of(device, pageSize, indptr, indices, last);
   }
 
+  /**
+   * The device the table was copied to.
+   *
+   * @return the device the table was copied to
+   */
   public Device device() {
     return device;
   }
 
+  /**
+   * Tokens per page.
+   *
+   * @return tokens per page
+   */
   public int pageSize() {
     return pageSize;
   }
 
+  /**
+   * Requests in the table.
+   *
+   * @return requests in the table
+   */
   public int batchSize() {
     return lastPageLen.length;
   }
 
-  /** Number of pages of request b. */
+  /**
+   * Number of pages of request b.
+   *
+   * @param b the request index, {@code 0 <= b < batchSize()}
+   * @return number of pages of request b
+   */
   public int numPages(int b) {
     Checks.check(b >= 0 && b < batchSize(), "b", "in [0, " + batchSize() + ")", b);
     return indptr[b + 1] - indptr[b];
   }
 
-  /** Tokens held by request b. */
+  /**
+   * Tokens held by request b.
+   *
+   * @param b the request index, {@code 0 <= b < batchSize()}
+   * @return tokens held by request b
+   */
   public int kvLen(int b) {
     int pages = numPages(b);
     return pages == 0 ? 0 : pageSize * (pages - 1) + lastPageLen[b];
   }
 
-  /** Tokens held by all requests together. */
+  /**
+   * Tokens held by all requests together.
+   *
+   * @return tokens held by all requests together
+   */
   public long totalTokens() {
     return totalTokens;
   }
 
-  /** The largest page id used, or -1 when no request has a page. */
+  /**
+   * The largest page id used, or -1 when no request has a page.
+   *
+   * @return the largest page id used, or -1 when no request has a page
+   */
   public int maxPageId() {
     return maxPageId;
   }
 
+  /**
+   * Offsets of each request's page ids in kvIndices, batchSize() + 1 entries (a copy).
+   *
+   * @return offsets of each request's page ids in kvIndices, batchSize() + 1 entries (a copy)
+   */
   public int[] kvIndptr() {
     return indptr.clone();
   }
 
+  /**
+   * The page ids of all requests, concatenated (a copy).
+   *
+   * @return the page ids of all requests, concatenated (a copy)
+   */
   public int[] kvIndices() {
     return indices.clone();
   }
 
+  /**
+   * Tokens in each request's last page (a copy).
+   *
+   * @return tokens in each request's last page (a copy)
+   */
   public int[] kvLastPageLen() {
     return lastPageLen.clone();
   }
@@ -253,7 +324,11 @@ public final class PageTable implements AutoCloseable {
         .num_indices(indices.length);
   }
 
-  /** Whether the table can still be used; safe to call from any thread. */
+  /**
+   * Whether the table can still be used; safe to call from any thread.
+   *
+   * @return whether the table can still be used
+   */
   public boolean isOpen() {
     return storage.isOpen();
   }

@@ -41,6 +41,10 @@ public final class PagedKv {
    * Turns per-request append counts into per-token targets: request b appends tokens
    * {@code appendIndptr[b] .. appendIndptr[b+1]} at the last positions of its {@code seqLens[b]} tokens (the
    * lengths after the append), so token n gets position {@code seqLens[b] - count_b + (n - appendIndptr[b])}.
+   *
+   * @param appendIndptr int32 [batch + 1]: request b's new tokens are rows appendIndptr[b] .. appendIndptr[b+1]-1
+   * @param seqLens tokens per request after the append, new ones included
+   * @return the request and the position of each new token, in token order
    */
   public static AppendPositions batchIndicesAndPositions(int[] appendIndptr, int[] seqLens) {
     Checks.notNull(appendIndptr, "appendIndptr");
@@ -74,13 +78,29 @@ public final class PagedKv {
   /**
    * Appends on the device's default stream; see
    * {@link #append(Tensor, Tensor, int[], int[], PagedKvCache, PageTable, Stream)}.
+   *
+   * @param keys the new keys, [nnz, numKvHeads, headDim], in the cache's dtype
+   * @param values the new values, shaped as keys
+   * @param batchIndices int32 [nnz]: the request each new token belongs to
+   * @param positions int32 [nnz]: the position of each new token in its request
+   * @param cache the paged KV cache written to
+   * @param pageTable the page table, which already covers the appended positions
    */
   public static void append(Tensor keys, Tensor values, int[] batchIndices, int[] positions, PagedKvCache cache,
       PageTable pageTable) {
     append(keys, values, batchIndices, positions, cache, pageTable, null);
   }
 
-  /** Appends tokens whose targets were made by {@link #batchIndicesAndPositions(int[], int[])}. */
+  /**
+   * Appends tokens whose targets were made by {@link #batchIndicesAndPositions(int[], int[])}.
+   *
+   * @param keys the new keys, [nnz, numKvHeads, headDim], in the cache's dtype
+   * @param values the new values, shaped as keys
+   * @param targets the batch indices and positions of the new tokens
+   * @param cache the paged KV cache written to
+   * @param pageTable the page table, which already covers the appended positions
+   * @param stream the stream to queue the copy on, or null for the device's default stream
+   */
   public static void append(Tensor keys, Tensor values, AppendPositions targets, PagedKvCache cache,
       PageTable pageTable, Stream stream) {
     Checks.notNull(targets, "targets");
@@ -92,6 +112,14 @@ public final class PagedKv {
    * before anything is written, so a bad target is an {@link InvalidArgumentException} and no byte of the cache
    * changes. The targets are staged to the device for the kernel, which is then complete when this returns for
    * the CPU backend, and queued on {@code stream} for CUDA (null = default stream).
+   *
+   * @param keys the new keys, [nnz, numKvHeads, headDim], in the cache's dtype
+   * @param values the new values, shaped as keys
+   * @param batchIndices int32 [nnz]: the request each new token belongs to
+   * @param positions int32 [nnz]: the position of each new token in its request
+   * @param cache the paged KV cache written to
+   * @param pageTable the page table, which already covers the appended positions
+   * @param stream the stream to queue the copy on, or null for the device's default stream
    */
   public static void append(Tensor keys, Tensor values, int[] batchIndices, int[] positions, PagedKvCache cache,
       PageTable pageTable, Stream stream) {
@@ -135,6 +163,14 @@ public final class PagedKv {
    * loop. Their contents cannot be checked on the host without a copy: the kernel skips any token whose request
    * or position lies outside the page table (nothing outside the request's pages is ever written), and the
    * caller is responsible for the targets being right.
+   *
+   * @param keys the new keys, [nnz, numKvHeads, headDim], in the cache's dtype
+   * @param values the new values, shaped as keys
+   * @param batchIndices int32 [nnz]: the request each new token belongs to
+   * @param positions int32 [nnz]: the position of each new token in its request
+   * @param cache the paged KV cache written to
+   * @param pageTable the page table, which already covers the appended positions
+   * @param stream the stream to queue the copy on, or null for the device's default stream
    */
   public static void append(Tensor keys, Tensor values, Tensor batchIndices, Tensor positions, PagedKvCache cache,
       PageTable pageTable, Stream stream) {

@@ -61,14 +61,36 @@ public final class PagedKvCache implements AutoCloseable {
     this.headStride = k.stride(nhd ? 2 : 1);
   }
 
-  /** Allocates separate, contiguous K and V pools {@code [numPages, page...]} on the device. Contents undefined. */
+  /**
+   * Allocates separate, contiguous K and V pools {@code [numPages, page...]} on the device. Contents undefined.
+   *
+   * @param device the device of the cache
+   * @param dtype the element type of the keys and values (F16 or BF16)
+   * @param layout the KV layout (NHD or HND)
+   * @param numPages the number of pages in the cache
+   * @param pageSize tokens per page P
+   * @param numKvHeads the number of KV heads H_kv
+   * @param headDim the head dimension D
+   * @return the new cache, which owns its memory
+   */
   public static PagedKvCache allocate(Device device, DType dtype, KvLayout layout, int numPages, int pageSize,
       int numKvHeads, int headDim) {
     long[] shape = shape(layout, numPages, pageSize, numKvHeads, headDim);
     return allocated(device, dtype, layout, new long[] {2, shape[0], shape[1], shape[2], shape[3]}, 0);
   }
 
-  /** Allocates one combined tensor {@code [numPages, 2, page...]} (K at index 0 of dim 1). Contents undefined. */
+  /**
+   * Allocates one combined tensor {@code [numPages, 2, page...]} (K at index 0 of dim 1). Contents undefined.
+   *
+   * @param device the device of the cache
+   * @param dtype the element type of the keys and values (F16 or BF16)
+   * @param layout the KV layout (NHD or HND)
+   * @param numPages the number of pages in the cache
+   * @param pageSize tokens per page P
+   * @param numKvHeads the number of KV heads H_kv
+   * @param headDim the head dimension D
+   * @return the new cache, which owns its memory
+   */
   public static PagedKvCache allocateCombined(Device device, DType dtype, KvLayout layout, int numPages,
       int pageSize, int numKvHeads, int headDim) {
     long[] shape = shape(layout, numPages, pageSize, numKvHeads, headDim);
@@ -88,7 +110,15 @@ public final class PagedKvCache implements AutoCloseable {
     }
   }
 
-  /** Views caller-owned K and V tensors {@code [numPages, page...]} of equal shape, dtype, device and strides. */
+  /**
+   * Views caller-owned K and V tensors {@code [numPages, page...]} of equal shape, dtype, device and strides.
+   *
+   * @param k the key pages, [numPages, pageSize, numKvHeads, headDim] (NHD) or [numPages, numKvHeads, pageSize,
+   *     headDim] (HND)
+   * @param v the value pages, shaped as k, of k's dtype and device
+   * @param layout the KV layout (NHD or HND)
+   * @return a cache over the caller's tensors, which it does not own
+   */
   public static PagedKvCache of(Tensor k, Tensor v, KvLayout layout) {
     Checks.open(k, "k");
     Checks.open(v, "v");
@@ -112,7 +142,13 @@ public final class PagedKvCache implements AutoCloseable {
     return new PagedKvCache(null, k, v, layout);
   }
 
-  /** Views a caller-owned combined tensor {@code [numPages, 2, page...]} (K at index 0 of dim 1). */
+  /**
+   * Views a caller-owned combined tensor {@code [numPages, 2, page...]} (K at index 0 of dim 1).
+   *
+   * @param kv the combined cache, K at index 0 and V at index 1 of dimension 1
+   * @param layout the KV layout (NHD or HND)
+   * @return a cache over the caller's tensor, which it does not own
+   */
   public static PagedKvCache ofCombined(Tensor kv, KvLayout layout) {
     Checks.open(kv, "kv");
     Checks.notNull(layout, "layout");
@@ -121,7 +157,16 @@ public final class PagedKvCache implements AutoCloseable {
     return of(kv.select(1, 0), kv.select(1, 1), layout);
   }
 
-  /** The shape of one K (or V) pool. */
+  /**
+   * The shape of one K (or V) pool.
+   *
+   * @param layout the KV layout (NHD or HND)
+   * @param numPages the number of pages in the cache
+   * @param pageSize tokens per page P
+   * @param numKvHeads the number of KV heads H_kv
+   * @param headDim the head dimension D
+   * @return the shape of one K (or V) pool
+   */
   public static long[] shape(KvLayout layout, int numPages, int pageSize, int numKvHeads, int headDim) {
     Checks.notNull(layout, "layout");
     Checks.check(numPages >= 0, "numPages", ">= 0", numPages);
@@ -137,45 +182,92 @@ public final class PagedKvCache implements AutoCloseable {
     return layout == KvLayout.HND ? "numKvHeads, pageSize, headDim" : "pageSize, numKvHeads, headDim";
   }
 
-  /** K pages, a view {@code [numPages, page...]}. */
+  /**
+   * K pages, a view {@code [numPages, page...]}.
+   *
+   * @return K pages, a view {@code [numPages, page...]}
+   */
   public Tensor k() {
     return k;
   }
 
-  /** V pages, a view {@code [numPages, page...]}. */
+  /**
+   * V pages, a view {@code [numPages, page...]}.
+   *
+   * @return V pages, a view {@code [numPages, page...]}
+   */
   public Tensor v() {
     return v;
   }
 
+  /**
+   * The device of the cache.
+   *
+   * @return the device of the cache
+   */
   public Device device() {
     return k.device();
   }
 
+  /**
+   * The element type of the keys and values.
+   *
+   * @return the element type of the keys and values
+   */
   public DType dtype() {
     return k.dtype();
   }
 
+  /**
+   * The layout of a page.
+   *
+   * @return the layout of a page
+   */
   public KvLayout layout() {
     return layout;
   }
 
+  /**
+   * Pages in the cache.
+   *
+   * @return pages in the cache
+   */
   public int numPages() {
     return numPages;
   }
 
+  /**
+   * Tokens per page.
+   *
+   * @return tokens per page
+   */
   public int pageSize() {
     return pageSize;
   }
 
+  /**
+   * KV heads.
+   *
+   * @return KV heads
+   */
   public int numKvHeads() {
     return numKvHeads;
   }
 
+  /**
+   * The head dimension.
+   *
+   * @return the head dimension
+   */
   public int headDim() {
     return headDim;
   }
 
-  /** Whether the cache and the tensors it uses are open; safe to call from any thread. */
+  /**
+   * Whether the cache and the tensors it uses are open; safe to call from any thread.
+   *
+   * @return whether the cache and the tensors it uses are open
+   */
   public boolean isOpen() {
     return !closed && k.isOpen() && v.isOpen();
   }

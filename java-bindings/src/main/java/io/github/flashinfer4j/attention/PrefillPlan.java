@@ -265,71 +265,139 @@ public final class PrefillPlan implements AutoCloseable {
     Decoding.fillOptions(args.options(), options);
   }
 
+  /**
+   * The device of the plan.
+   *
+   * @return the device of the plan
+   */
   public Device device() {
     return device;
   }
 
+  /**
+   * Requests in the batch.
+   *
+   * @return requests in the batch
+   */
   public int batchSize() {
     return batch;
   }
 
+  /**
+   * Query heads.
+   *
+   * @return query heads
+   */
   public int numQoHeads() {
     return numQoHeads;
   }
 
+  /**
+   * KV heads.
+   *
+   * @return KV heads
+   */
   public int numKvHeads() {
     return numKvHeads;
   }
 
+  /**
+   * The head dimension.
+   *
+   * @return the head dimension
+   */
   public int headDim() {
     return headDim;
   }
 
-  /** The dtype of q, k/v (or the cache) and out. */
+  /**
+   * The dtype of q, k/v (or the cache) and out.
+   *
+   * @return the dtype of q, k/v (or the cache) and out
+   */
   public DType dtype() {
     return dtype;
   }
 
+  /**
+   * The kind of mask the plan applies.
+   *
+   * @return the kind of mask the plan applies
+   */
   public AttentionMask.Kind maskKind() {
     return maskKind;
   }
 
+  /**
+   * The attention variant.
+   *
+   * @return the attention variant
+   */
   public AttentionOptions options() {
     return options;
   }
 
-  /** Query rows of the batch ({@code qoIndptr[batch]}). */
+  /**
+   * Query rows of the batch ({@code qoIndptr[batch]}).
+   *
+   * @return query rows of the batch ({@code qoIndptr[batch]})
+   */
   public int nnzQo() {
     return nnzQo;
   }
 
-  /** Keys of request b. */
+  /**
+   * Keys of request b.
+   *
+   * @param b the request index, {@code 0 <= b < batchSize()}
+   * @return keys of request b
+   */
   public int kvLen(int b) {
     Checks.check(b >= 0 && b < batch, "b", "in [0, " + batch + ")", b);
     return kvLens[b];
   }
 
-  /** The page table of a paged plan (must stay open while runs of this plan are made); null for a ragged plan. */
+  /**
+   * The page table of a paged plan (must stay open while runs of this plan are made); null for a ragged plan.
+   *
+   * @return the page table of a paged plan (must stay open while runs of this plan are made)
+   */
   public PageTable pageTable() {
     return pageTable;
   }
 
-  /** Work items of a split plan (0: no split). */
+  /**
+   * Work items of a split plan (0: no split).
+   *
+   * @return work items of a split plan (0: no split)
+   */
   public int numWorkItems() {
     return numWork;
   }
 
-  /** Query rows per block the backend chose (0 on the CPU backend). */
+  /**
+   * Query rows per block the backend chose (0 on the CPU backend).
+   *
+   * @return query rows per block the backend chose (0 on the CPU backend)
+   */
   public int ctaTileQ() {
     return ctaTileQ;
   }
 
-  /** Whether this is a split plan, whose work list lives in its wrapper's workspace (see Validity above). */
+  /**
+   * Whether this is a split plan, whose work list lives in its wrapper's workspace (see Validity above).
+   *
+   * @return whether this is a split plan, whose work list lives in its wrapper's workspace (see Validity above)
+   */
   public boolean usesWorkspace() {
     return generation != PlanWorkspace.NONE;
   }
 
-  /** Whether the plan's device copies are still allocated; safe to call from any thread. */
+  /**
+   * Whether the plan's device copies are still allocated; safe to call from any thread.
+   *
+   * @return whether the plan's device copies are still allocated
+   */
   public boolean isOpen() {
     return storage.isOpen();
   }
@@ -337,6 +405,8 @@ public final class PrefillPlan implements AutoCloseable {
   /**
    * Whether its wrapper would run this plan now: open, not superseded, its page table (if paged) open, the
    * workspace open. (Another thread's plan() may change the answer at any moment.)
+   *
+   * @return whether its wrapper would run this plan now
    */
   public boolean isValid() {
     return isOpen() && workspace.isCurrent(generation) && workspace.tensor.isOpen()

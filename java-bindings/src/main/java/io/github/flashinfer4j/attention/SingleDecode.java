@@ -31,11 +31,33 @@ public final class SingleDecode {
 
   private SingleDecode() {}
 
-  /** Runs with default options on the default stream. */
+  /**
+   * Runs with default options on the default stream.
+   *
+   * @param q the query, [numQoHeads, headDim]
+   * @param k the keys, [kvLen, numKvHeads, headDim] (NHD) or [numKvHeads, kvLen, headDim] (HND)
+   * @param v the values, shaped as k
+   * @param out the output, [numQoHeads, headDim], written by the call
+   * @param lse float32 [numQoHeads], the base-2 log-sum-exp, written by the call; may be null
+   * @param layout the KV layout (NHD or HND)
+   */
   public static void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, KvLayout layout) {
     run(q, k, v, out, lse, layout, AttentionOptions.defaults(), null);
   }
 
+  /**
+   * Decode attention of one request: out[h, :] attends over every key of k and v with query head h (and lse[h] when lse
+   * is not null). Queued on stream (null = default stream) for CUDA; complete on return for the CPU backend.
+   *
+   * @param q the query, [numQoHeads, headDim]
+   * @param k the keys, [kvLen, numKvHeads, headDim] (NHD) or [numKvHeads, kvLen, headDim] (HND)
+   * @param v the values, shaped as k
+   * @param out the output, [numQoHeads, headDim], written by the call
+   * @param lse float32 [numQoHeads], the base-2 log-sum-exp, written by the call; may be null
+   * @param layout the KV layout (NHD or HND)
+   * @param options the attention variant (soft cap, window, sm scale, RoPE)
+   * @param stream the stream to queue the work on, or null for the device's default stream (ignored by the CPU backend)
+   */
   public static void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, KvLayout layout,
       AttentionOptions options, Stream stream) {
     Checks.open(q, "q");

@@ -38,12 +38,36 @@ public final class SinglePrefill {
 
   private SinglePrefill() {}
 
-  /** Runs with default options on the default stream. */
+  /**
+   * Runs with default options on the default stream.
+   *
+   * @param q the queries, [qoLen, numQoHeads, headDim]
+   * @param k the keys, [kvLen, numKvHeads, headDim] (NHD) or [numKvHeads, kvLen, headDim] (HND)
+   * @param v the values, shaped as k
+   * @param out the output, [qoLen, numQoHeads, headDim], written by the call
+   * @param lse float32 [qoLen, numQoHeads], the base-2 log-sum-exp, written by the call; may be null
+   * @param layout the KV layout (NHD or HND)
+   * @param mask which keys each query row may see
+   */
   public static void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, KvLayout layout,
       AttentionMask mask) {
     run(q, k, v, out, lse, layout, mask, AttentionOptions.defaults(), null);
   }
 
+  /**
+   * Prefill attention of one request under mask: out[i, h, :] for every query row i and query head h (and lse[i, h]
+   * when lse is not null). Queued on stream (null = default stream) for CUDA; complete on return for the CPU backend.
+   *
+   * @param q the queries, [qoLen, numQoHeads, headDim]
+   * @param k the keys, [kvLen, numKvHeads, headDim] (NHD) or [numKvHeads, kvLen, headDim] (HND)
+   * @param v the values, shaped as k
+   * @param out the output, [qoLen, numQoHeads, headDim], written by the call
+   * @param lse float32 [qoLen, numQoHeads], the base-2 log-sum-exp, written by the call; may be null
+   * @param layout the KV layout (NHD or HND)
+   * @param mask which keys each query row may see
+   * @param options the attention variant (soft cap, window, sm scale, RoPE)
+   * @param stream the stream to queue the work on, or null for the device's default stream (ignored by the CPU backend)
+   */
   public static void run(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, KvLayout layout, AttentionMask mask,
       AttentionOptions options, Stream stream) {
     Checks.open(q, "q");

@@ -10,21 +10,37 @@ import java.util.Optional;
  * bytes ({@link SafetensorsFile#bytes}), but cannot become a {@link io.github.flashinfer4j.Tensor}.
  */
 public enum SafetensorsDType {
+  /** Boolean, one byte per element (no DType). */
   BOOL(1, null),
+  /** 8-bit unsigned integer (DType.U8). */
   U8(1, DType.U8),
+  /** 8-bit signed integer (no DType). */
   I8(1, null),
+  /** 8-bit float, 5 exponent bits (DType.FP8_E5M2). */
   F8_E5M2(1, DType.FP8_E5M2),
+  /** 8-bit float, 4 exponent bits (DType.FP8_E4M3). */
   F8_E4M3(1, DType.FP8_E4M3),
+  /** 8-bit exponent-only scale (no DType). */
   F8_E8M0(1, null),
+  /** 16-bit signed integer (no DType). */
   I16(2, null),
+  /** 16-bit unsigned integer (no DType). */
   U16(2, null),
+  /** IEEE half precision (DType.F16). */
   F16(2, DType.F16),
+  /** bfloat16 (DType.BF16). */
   BF16(2, DType.BF16),
+  /** 32-bit signed integer (DType.I32). */
   I32(4, DType.I32),
+  /** 32-bit unsigned integer (no DType). */
   U32(4, null),
+  /** IEEE single precision (DType.F32). */
   F32(4, DType.F32),
+  /** IEEE double precision (no DType). */
   F64(8, null),
+  /** 64-bit signed integer (no DType). */
   I64(8, null),
+  /** 64-bit unsigned integer (no DType). */
   U64(8, null);
 
   private final int byteSize;
@@ -35,17 +51,30 @@ public enum SafetensorsDType {
     this.dtype = dtype;
   }
 
-  /** Bytes per element. */
+  /**
+   * Bytes per element.
+   *
+   * @return bytes per element
+   */
   public int byteSize() {
     return byteSize;
   }
 
-  /** The flashinfer4j dtype with the same element bytes, or empty when the library has none. */
+  /**
+   * The flashinfer4j dtype with the same element bytes, or empty when the library has none.
+   *
+   * @return the flashinfer4j dtype with the same element bytes, or empty when the library has none
+   */
   public Optional<DType> dtype() {
     return Optional.ofNullable(dtype);
   }
 
-  /** The safetensors type of a flashinfer4j dtype (every {@link DType} has one). */
+  /**
+   * The safetensors type of a flashinfer4j dtype (every {@link DType} has one).
+   *
+   * @param dtype a flashinfer4j dtype
+   * @return the safetensors type of a flashinfer4j dtype (every {@link DType} has one)
+   */
   public static SafetensorsDType of(DType dtype) {
     for (SafetensorsDType t : values()) {
       if (t.dtype == dtype && dtype != null) {
@@ -55,7 +84,12 @@ public enum SafetensorsDType {
     throw new IllegalArgumentException("dtype must be a flashinfer4j DType, got " + dtype);
   }
 
-  /** The type named {@code name} in a header (exact, case-sensitive), or empty for a name this reader lacks. */
+  /**
+   * The type named {@code name} in a header (exact, case-sensitive), or empty for a name this reader lacks.
+   *
+   * @param name the dtype's name in a safetensors header, e.g. "BF16"
+   * @return the type named {@code name} in a header (exact, case-sensitive), or empty for a name this reader lacks
+   */
   public static Optional<SafetensorsDType> parse(String name) {
     for (SafetensorsDType t : values()) {
       if (t.name().equals(name)) {

@@ -100,6 +100,10 @@ public final class SafetensorsFile implements AutoCloseable {
   /**
    * Opens {@code path} and reads and validates its header; no tensor data is read. Throws
    * {@link SafetensorsException} when the file breaks the format, another {@link IOException} when it cannot be read.
+   *
+   * @param path the safetensors file
+   * @return the open file; close it when done
+   * @throws IOException if the file cannot be read or written
    */
   public static SafetensorsFile open(Path path) throws IOException {
     if (path == null) {
@@ -271,33 +275,61 @@ public final class SafetensorsFile implements AutoCloseable {
     }
   }
 
-  /** The file this reader maps. */
+  /**
+   * The file this reader maps.
+   *
+   * @return the file this reader maps
+   */
   public Path path() {
     return path;
   }
 
+  /**
+   * Whether the file is still open; safe to call from any thread.
+   *
+   * @return whether the file is still open
+   */
   public boolean isOpen() {
     return !closed;
   }
 
-  /** The tensor names, sorted. */
+  /**
+   * The tensor names, sorted.
+   *
+   * @return the tensor names, sorted
+   */
   public Set<String> names() {
     checkOpen();
     return tensors.keySet();
   }
 
-  /** Every tensor's header entry, sorted by name. */
+  /**
+   * Every tensor's header entry, sorted by name.
+   *
+   * @return every tensor's header entry, sorted by name
+   */
   public Collection<TensorInfo> tensors() {
     checkOpen();
     return tensors.values();
   }
 
+  /**
+   * Whether the file has a tensor of that name.
+   *
+   * @param name the tensor's name in the file
+   * @return whether the file has a tensor of that name
+   */
   public boolean contains(String name) {
     checkOpen();
     return tensors.containsKey(name);
   }
 
-  /** The header entry of {@code name}; an {@link InvalidArgumentException} naming the file when there is none. */
+  /**
+   * The header entry of {@code name}; an {@link InvalidArgumentException} naming the file when there is none.
+   *
+   * @param name the tensor's name in the file
+   * @return the header entry of {@code name}
+   */
   public TensorInfo info(String name) {
     checkOpen();
     TensorInfo t = name == null ? null : tensors.get(name);
@@ -308,7 +340,11 @@ public final class SafetensorsFile implements AutoCloseable {
     return t;
   }
 
-  /** The {@code __metadata__} strings (empty when the file has none). */
+  /**
+   * The {@code __metadata__} strings (empty when the file has none).
+   *
+   * @return the {@code __metadata__} strings (empty when the file has none)
+   */
   public Map<String, String> metadata() {
     checkOpen();
     return metadata;
@@ -317,6 +353,10 @@ public final class SafetensorsFile implements AutoCloseable {
   /**
    * The raw little-endian bytes of {@code name}, any dtype, as a read-only buffer over the file's mapping (at most
    * 1 GiB; use {@link #load} or {@link #copyInto} for larger tensors). The buffer stays valid while it is reachable.
+   *
+   * @param name the tensor's name in the file
+   * @return the raw little-endian bytes, a read-only buffer over the file's mapping
+   * @throws IOException if the file cannot be read or written
    */
   public ByteBuffer bytes(String name) throws IOException {
     TensorInfo t = info(name);
@@ -335,6 +375,11 @@ public final class SafetensorsFile implements AutoCloseable {
    * on the CPU a tensor over the private mapping itself where it can, else a copy (see the class comment). Close it
    * when done. The file's dtype must have a flashinfer4j {@link DType} ({@link UnsupportedConfigurationException}
    * otherwise).
+   *
+   * @param name the tensor's name in the file
+   * @param device the device of the new tensor
+   * @return the tensor on device; close it when done
+   * @throws IOException if the file cannot be read or written
    */
   public Tensor load(String name, Device device) throws IOException {
     TensorInfo t = info(name);
@@ -360,7 +405,14 @@ public final class SafetensorsFile implements AutoCloseable {
     return loadCopy(name, device);
   }
 
-  /** The tensor {@code name} copied into a new tensor on {@code device}, whatever the device. Close it when done. */
+  /**
+   * The tensor {@code name} copied into a new tensor on {@code device}, whatever the device. Close it when done.
+   *
+   * @param name the tensor's name in the file
+   * @param device the device of the new tensor
+   * @return a new tensor on device holding a copy; close it when done
+   * @throws IOException if the file cannot be read or written
+   */
   public Tensor loadCopy(String name, Device device) throws IOException {
     TensorInfo t = info(name);
     DType dtype = dtypeOf(t);
@@ -377,6 +429,10 @@ public final class SafetensorsFile implements AutoCloseable {
   /**
    * Copies the tensor {@code name} into {@code target}, which must be open, contiguous, and of the same dtype and
    * shape (e.g. a view of a larger weight that several tensors fill). Any device.
+   *
+   * @param name the tensor's name in the file
+   * @param target a tensor of the stored dtype and shape (a slice of a larger one is fine), open
+   * @throws IOException if the file cannot be read or written
    */
   public void copyInto(String name, Tensor target) throws IOException {
     TensorInfo t = info(name);

@@ -55,6 +55,10 @@ public final class SafetensorsIndex implements AutoCloseable {
   /**
    * Opens a model's weights: {@code path} is a folder (its {@code *.safetensors.index.json} if it has one, else
    * every {@code *.safetensors} file in it), an index file, or one {@code .safetensors} file.
+   *
+   * @param path the model folder (model.safetensors, or shards and model.safetensors.index.json), or one of those files
+   * @return the open index; close it when done
+   * @throws IOException if the file cannot be read or written
    */
   public static SafetensorsIndex open(Path path) throws IOException {
     if (path == null) {
@@ -196,29 +200,52 @@ public final class SafetensorsIndex implements AutoCloseable {
     }
   }
 
-  /** The folder of the weights. */
+  /**
+   * The folder of the weights.
+   *
+   * @return the folder of the weights
+   */
   public Path folder() {
     return folder;
   }
 
-  /** The files, sorted by path. */
+  /**
+   * The files, sorted by path.
+   *
+   * @return the files, sorted by path
+   */
   public List<SafetensorsFile> files() {
     checkOpen();
     return files;
   }
 
-  /** Every tensor name, sorted. */
+  /**
+   * Every tensor name, sorted.
+   *
+   * @return every tensor name, sorted
+   */
   public Set<String> names() {
     checkOpen();
     return owners.keySet();
   }
 
+  /**
+   * Whether a file of the folder has a tensor of that name.
+   *
+   * @param name the tensor's name in the model folder
+   * @return whether a file of the folder has a tensor of that name
+   */
   public boolean contains(String name) {
     checkOpen();
     return owners.containsKey(name);
   }
 
-  /** The file that holds {@code name}; an {@link InvalidArgumentException} naming the folder when none does. */
+  /**
+   * The file that holds {@code name}; an {@link InvalidArgumentException} naming the folder when none does.
+   *
+   * @param name the tensor's name in the model folder
+   * @return the file that holds {@code name}
+   */
   public SafetensorsFile file(String name) {
     checkOpen();
     SafetensorsFile f = name == null ? null : owners.get(name);
@@ -229,31 +256,67 @@ public final class SafetensorsIndex implements AutoCloseable {
     return f;
   }
 
-  /** The header entry of {@code name}. */
+  /**
+   * The header entry of {@code name}.
+   *
+   * @param name the tensor's name in the model folder
+   * @return the header entry of {@code name}
+   */
   public TensorInfo info(String name) {
     return file(name).info(name);
   }
 
-  /** {@link SafetensorsFile#bytes} of the file that holds {@code name}. */
+  /**
+   * {@link SafetensorsFile#bytes} of the file that holds {@code name}.
+   *
+   * @param name the tensor's name in the model folder
+   * @return the raw little-endian bytes, a read-only buffer over the file's mapping
+   * @throws IOException if the file cannot be read or written
+   */
   public ByteBuffer bytes(String name) throws IOException {
     return file(name).bytes(name);
   }
 
-  /** {@link SafetensorsFile#load} of the file that holds {@code name}. */
+  /**
+   * {@link SafetensorsFile#load} of the file that holds {@code name}.
+   *
+   * @param name the tensor's name in the model folder
+   * @param device the device of the new tensor
+   * @return the tensor on device, as SafetensorsFile.load gives it; close it when done
+   * @throws IOException if the file cannot be read or written
+   */
   public Tensor load(String name, Device device) throws IOException {
     return file(name).load(name, device);
   }
 
-  /** {@link SafetensorsFile#loadCopy} of the file that holds {@code name}. */
+  /**
+   * {@link SafetensorsFile#loadCopy} of the file that holds {@code name}.
+   *
+   * @param name the tensor's name in the model folder
+   * @param device the device of the new tensor
+   * @return a new tensor on device holding a copy; close it when done
+   * @throws IOException if the file cannot be read or written
+   */
   public Tensor loadCopy(String name, Device device) throws IOException {
     return file(name).loadCopy(name, device);
   }
 
-  /** {@link SafetensorsFile#copyInto} of the file that holds {@code name}. */
+  /**
+   * {@link SafetensorsFile#copyInto} of the file that holds {@code name}.
+   *
+   * @param name the tensor's name in the model folder
+   * @param target a tensor of the stored dtype and shape (a slice of a larger one is fine), open
+   * @throws IOException if the file cannot be read or written
+   */
   public void copyInto(String name, Tensor target) throws IOException {
     file(name).copyInto(name, target);
   }
 
+  /**
+   * Whether the index (and its files) is still open; safe to call from any thread.
+   *
+   * @return whether the index (and its files) is still open
+   */
   public boolean isOpen() {
     return !closed;
   }

@@ -53,7 +53,14 @@ public final class SafetensorsWriter {
     }
   }
 
-  /** Writes {@code tensors} and {@code metadata} (null or empty: none) to {@code path}; see {@link #write}. */
+  /**
+   * Writes {@code tensors} and {@code metadata} (null or empty: none) to {@code path}; see {@link #write}.
+   *
+   * @param path the file to write (replaced if it exists)
+   * @param tensors the tensors by name, written in the map's order
+   * @param metadata the string-to-string metadata of the header (may be empty)
+   * @throws IOException if the file cannot be read or written
+   */
   public static void write(Path path, Map<String, Tensor> tensors, Map<String, String> metadata) throws IOException {
     SafetensorsWriter w = new SafetensorsWriter();
     if (tensors != null) {
@@ -65,7 +72,13 @@ public final class SafetensorsWriter {
     w.write(path);
   }
 
-  /** Adds {@code tensor} (any device and dtype, contiguous) under {@code name}. */
+  /**
+   * Adds {@code tensor} (any device and dtype, contiguous) under {@code name}.
+   *
+   * @param name the tensor's name in the file, unique in it
+   * @param tensor the tensor, on any device; its elements are copied when the file is written
+   * @return this writer
+   */
   public SafetensorsWriter add(String name, Tensor tensor) {
     checkName(name);
     if (tensor == null) {
@@ -84,6 +97,12 @@ public final class SafetensorsWriter {
    * Adds raw little-endian element bytes (the remaining bytes of {@code bytes}, exactly
    * {@code numel(shape) * dtype.byteSize()} of them; copied now) under {@code name}: for the dtypes that no
    * flashinfer4j tensor holds, or data that is on the host already.
+   *
+   * @param name the tensor's name in the file, unique in it
+   * @param dtype the safetensors dtype the bytes hold
+   * @param shape the shape the bytes hold
+   * @param bytes the raw little-endian elements, row-major
+   * @return this writer
    */
   public SafetensorsWriter add(String name, SafetensorsDType dtype, long[] shape, ByteBuffer bytes) {
     checkName(name);
@@ -117,7 +136,13 @@ public final class SafetensorsWriter {
     }
   }
 
-  /** Adds one {@code __metadata__} entry (a later value for the same key replaces the earlier). */
+  /**
+   * Adds one {@code __metadata__} entry (a later value for the same key replaces the earlier).
+   *
+   * @param key the metadata key
+   * @param value the metadata value
+   * @return this writer
+   */
   public SafetensorsWriter metadata(String key, String value) {
     if (key == null || value == null) {
       throw InvalidArgumentException.of(key == null ? "metadata key" : "metadata value of " + Json.quote(key),
@@ -174,6 +199,9 @@ public final class SafetensorsWriter {
   /**
    * Writes the file: a temporary file in {@code path}'s folder, forced to disk, then renamed over {@code path}
    * (atomically where the file system can). On failure the temporary file is deleted and {@code path} is untouched.
+   *
+   * @param path the file to write (replaced if it exists)
+   * @throws IOException if the file cannot be read or written
    */
   public void write(Path path) throws IOException {
     if (path == null) {

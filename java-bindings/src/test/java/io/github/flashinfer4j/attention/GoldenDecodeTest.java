@@ -19,7 +19,7 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * FlashInfer 0.2.5's own decode outputs (../shared/golden) reproduced through the Java API, on the CPU backend
+ * FlashInfer 0.2.5's own decode outputs (golden/flashinfer-0.2.5) reproduced through the Java API, on the CPU backend
  * and on CUDA when present. The golden folder is required: a missing folder fails instead of skipping.
  */
 class GoldenDecodeTest {

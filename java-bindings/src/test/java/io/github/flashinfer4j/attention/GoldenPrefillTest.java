@@ -20,7 +20,7 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * FlashInfer 0.2.5's own prefill outputs (../shared/golden: paged causal, paged non-causal HND, tree mask, ragged
+ * FlashInfer 0.2.5's own prefill outputs (golden/flashinfer-0.2.5: paged causal, paged non-causal HND, tree mask, ragged
  * causal) reproduced through the Java API on the CPU backend and on CUDA when present. The golden folder is
  * required: a missing folder fails instead of skipping.
  */

@@ -16,7 +16,7 @@ import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
- * The FlashInfer 0.2.5 golden files (../shared/golden) read through the main-code reader: the values below were
+ * The FlashInfer 0.2.5 golden files (golden/flashinfer-0.2.5) read through the main-code reader: the values below were
  * cross-checked with numpy when the files were made. The golden folder is required (missing fails, not skips).
  */
 class SafetensorsGoldenTest {

@@ -27,9 +27,12 @@ import org.junit.jupiter.api.Assumptions;
  *       existing folder, otherwise {@link #dir()} throws, so a misconfigured run fails instead of
  *       skipping;</li>
  *   <li>otherwise, starting at the working directory and walking up to the file-system root, the
- *       first {@code <dir>/shared/golden/flashinfer-0.2.5} that exists (this also covers
- *       {@code ../shared/golden/flashinfer-0.2.5}: from {@code /work/main/java-bindings} it finds
- *       {@code /work/shared/golden/flashinfer-0.2.5}).</li>
+ *       first {@code <dir>/golden/flashinfer-0.2.5} that exists: the copy in the repository
+ *       ({@code golden/flashinfer-0.2.5} at its top, found from any module's folder), so a clone
+ *       anywhere has them;</li>
+ *   <li>otherwise, walking up the same way, the first {@code <dir>/shared/golden/flashinfer-0.2.5}
+ *       (the development machines' {@code ../shared} beside a checkout; only reached when the
+ *       repository's copy is missing, e.g. for a working directory outside the repository).</li>
  * </ol>
  *
  * <p>Each file's {@code __metadata__} holds {@code "cases"}: a JSON object mapping a case name to
@@ -43,8 +46,11 @@ public final class GoldenCases {
   /** Folder name of this golden set (also the FlashInfer version it came from). */
   public static final String FOLDER = "flashinfer-0.2.5";
 
-  /** Relative location searched from the working directory and each of its ancestors. */
-  static final Path RELATIVE = Paths.get("shared", "golden", FOLDER);
+  /** The repository's copy, searched from the working directory and each of its ancestors. */
+  static final Path IN_REPO = Paths.get("golden", FOLDER);
+
+  /** The development machines' shared copy, searched the same way when the repository's is missing. */
+  static final Path SHARED = Paths.get("shared", "golden", FOLDER);
 
   private GoldenCases() {
   }
@@ -59,9 +65,15 @@ public final class GoldenCases {
       }
       return Optional.of(p);
     }
+    Optional<Path> inRepo = walkUp(IN_REPO);
+    return inRepo.isPresent() ? inRepo : walkUp(SHARED);
+  }
+
+  /** The first {@code <dir>/relative} folder from the working directory up to the root. */
+  private static Optional<Path> walkUp(Path relative) {
     for (Path d = Paths.get(System.getProperty("user.dir")).toAbsolutePath().normalize();
         d != null; d = d.getParent()) {
-      Path candidate = d.resolve(RELATIVE);
+      Path candidate = d.resolve(relative);
       if (Files.isDirectory(candidate)) {
         return Optional.of(candidate);
       }
@@ -84,14 +96,14 @@ public final class GoldenCases {
   public static SafetensorsFile openOrSkip(String kind) throws IOException {
     Optional<Path> f = file(kind);
     Assumptions.assumeTrue(f.isPresent(), () -> "golden file '" + kind + "' not found (set -D" + PROPERTY
-        + " or provide shared/golden/" + FOLDER + " above the working directory)");
+        + " or run from inside the repository, which has golden/" + FOLDER + ")");
     return SafetensorsFile.open(f.get());
   }
 
   /** Opens the golden file of one kind; a missing file is an error (the golden tests fail, not skip). */
   public static SafetensorsFile open(String kind) throws IOException {
     Path f = file(kind).orElseThrow(() -> new IllegalStateException("golden " + kind + " file not found: set -D"
-        + PROPERTY + " or check out next to ../shared"));
+        + PROPERTY + " or run from inside the repository, which has golden/" + FOLDER));
     return SafetensorsFile.open(f);
   }
 

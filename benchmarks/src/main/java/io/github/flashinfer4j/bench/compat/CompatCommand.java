@@ -19,7 +19,7 @@ import java.util.Map;
 
 /**
  * {@code compat run CASES OUT [--device auto|cpu|cuda|cuda:N] [--case NAME]...}: runs every case of a
- * golden-layout safetensors file (../shared/golden, or one written by python-compat/make_cases.py) through
+ * golden-layout safetensors file (golden/flashinfer-0.2.5, or one written by python-compat/make_cases.py) through
  * flashinfer4j and writes the outputs in the same layout, {@code <case>.o} and {@code <case>.lse}, with a
  * {@code cases} metadata that repeats each case's parameters and adds {@code "status"}: {@code "ok"},
  * {@code "unsupported: <reason>"} (an op or configuration flashinfer4j does not implement: not a failure) or

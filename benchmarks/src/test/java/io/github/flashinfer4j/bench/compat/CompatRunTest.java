@@ -352,7 +352,8 @@ class CompatRunTest {
 
   private static Path golden(String kind) {
     return GoldenCases.file(kind).orElseThrow(() -> new IllegalStateException("golden " + kind
-        + " file not found: set -D" + GoldenCases.PROPERTY + " or check out next to ../shared"));
+        + " file not found: set -D" + GoldenCases.PROPERTY + " or run from inside the repository, which has golden/"
+        + GoldenCases.FOLDER));
   }
 
   private static Run compat(String... args) {
