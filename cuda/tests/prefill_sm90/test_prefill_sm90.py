@@ -44,7 +44,8 @@ def check(qo_lens, kv_lens, hq, hkv, D, dtype, causal, variant, batched=True, la
     od = o.double()
     err = (od - ro).abs()
     bad_o = (~torch.isfinite(od)) | (err > tol + tol * ro.abs())
-    max_err = err[torch.isfinite(err)].max().item() if err.numel() else 0.0
+    fin_o = err[torch.isfinite(err)]
+    max_err = fin_o.max().item() if fin_o.numel() else float("nan")
     rel = ((od - ro).norm() / ro.norm().clamp_min(1e-30)).item() if ro.numel() else 0.0
     lse_err = 0.0
     bad_l = torch.zeros(1, dtype=torch.bool, device=dev)
