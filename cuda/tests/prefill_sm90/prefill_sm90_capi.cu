@@ -1,8 +1,12 @@
 // Test and benchmark entry point of the Hopper prefill kernel: a plain C function over raw pointers, built into
 // a shared library that test_prefill_sm90.py loads with ctypes on the GPU machine.
-//   variant 0: default tile, overlap + ping-pong   1: overlap, no ping-pong   2: ping-pong, no overlap
-//   3: neither                                     4: alternative tile (D=64: 2 consumers x kN 128 x 4 stages;
-//   D=128: kN 176 x 2; D=256: kN 64 x 2), overlap + ping-pong
+// All variants overlap softmax with P V inside each consumer group (intra-warp-group pipelining).
+//   variant 0: default tile, ping-pong, persistent          1: default tile, ping-pong, one block per item
+//   2: alternative tile A, ping-pong, persistent             3: alternative tile B, ping-pong, persistent
+//   4: default tile, no ping-pong, persistent
+//   5: default tile, neither overlap nor ping-pong, one block per item (the plain reference schedule)
+// Tile A: D=64: 3 consumers x kN 128 x 4 stages; D=128: kN 176 x 2 stages; D=256: kN 64 x 2 stages.
+// Tile B: D=64: 2 consumers x kN 192 x 3 stages; D=128: kN 128 x 3 stages; D=256: the default.
 #include <cuda_runtime.h>
 
 #include "fi4j/attention/hopper/launch.cuh"
@@ -15,7 +19,7 @@ template <int D>
 struct AltTile;
 template <>
 struct AltTile<64> {
-  using type = TileShape<64, 2, 128, 4>;
+  using type = TileShape<64, 3, 128, 4>;
 };
 template <>
 struct AltTile<128> {
@@ -25,21 +29,36 @@ template <>
 struct AltTile<256> {
   using type = TileShape<256, 2, 64, 2>;
 };
+template <int D>
+struct AltTileB;
+template <>
+struct AltTileB<64> {
+  using type = TileShape<64, 2, 192, 3>;
+};
+template <>
+struct AltTileB<128> {
+  using type = TileShape<128, 2, 128, 3>;
+};
+template <>
+struct AltTileB<256> {
+  using type = DefaultTile<256>::type;
+};
 
 template <typename T, int D>
 cudaError_t run(int variant, const PrefillSm90Args& a, cudaStream_t s) {
   using Def = typename DefaultTile<D>::type;
 #ifndef FI4J_SM90_DEFAULT_ONLY
   switch (variant) {
-    case 0: return prefill_sm90_launch<T, Def, true, true>(a, s);
-    case 1: return prefill_sm90_launch<T, Def, true, false>(a, s);
-    case 2: return prefill_sm90_launch<T, Def, false, true>(a, s);
-    case 3: return prefill_sm90_launch<T, Def, false, false>(a, s);
-    case 4: return prefill_sm90_launch<T, typename AltTile<D>::type, true, true>(a, s);
+    case 0: return prefill_sm90_launch<T, Def, true, true, true>(a, s);
+    case 1: return prefill_sm90_launch<T, Def, true, true, false>(a, s);
+    case 2: return prefill_sm90_launch<T, typename AltTile<D>::type, true, true, true>(a, s);
+    case 3: return prefill_sm90_launch<T, typename AltTileB<D>::type, true, true, true>(a, s);
+    case 4: return prefill_sm90_launch<T, Def, true, false, true>(a, s);
+    case 5: return prefill_sm90_launch<T, Def, false, false, false>(a, s);
     default: return cudaErrorInvalidValue;
   }
 #else
-  return variant == 0 ? prefill_sm90_launch<T, Def, true, true>(a, s) : cudaErrorInvalidValue;
+  return variant == 0 ? prefill_sm90_launch<T, Def, true, true, true>(a, s) : cudaErrorInvalidValue;
 #endif
 }
 

@@ -14,7 +14,7 @@ if ! python3 -c "import ctypes; ctypes.CDLL('./libprefill_sm90.so')" 2>"$OUT/loa
 fi
 cuobjdump --dump-sass libprefill_sm90.so > "$OUT/sass.txt" 2>&1
 echo "SASS: HGMMA $(grep -c HGMMA "$OUT/sass.txt"), LDL/STL $(grep -cE '\b(LDL|STL)\b' "$OUT/sass.txt"), UTMALDG $(grep -c UTMALDG "$OUT/sass.txt")"
-for v in 0 1 2 3 4; do
+for v in ${SMOKE_VARIANTS:-0 1 2 3 4 5}; do
   timeout 25 python3 test_prefill_sm90.py smoke $v > "$OUT/smoke_v$v.txt" 2>&1; rc=$?
   echo "smoke v$v rc=$rc: $(tail -1 "$OUT/smoke_v$v.txt")"
   [ $rc -ne 0 ] && grep -m5 -E "FAIL|Error|error" "$OUT/smoke_v$v.txt"
@@ -24,7 +24,7 @@ echo "--- sweep summary"; grep -E "^v[0-9]" "$OUT/sweep.txt"
 timeout ${BENCH_TIMEOUT:-90} python3 bench_prefill_sm90.py ${BENCH_VARIANTS:-0 1 2 3 4} 2>&1 | tee "$OUT/bench.txt"
 if [ "${SANITIZE:-1}" = 1 ]; then
   for tool in ${SANITIZE_TOOLS:-memcheck racecheck synccheck}; do
-    timeout ${SANITIZE_TIMEOUT:-60} compute-sanitizer --tool $tool --kernel-name regex:prefill_sm90 python3 sanitize_prefill_sm90.py > "$OUT/san_$tool.txt" 2>&1
+    timeout ${SANITIZE_TIMEOUT:-60} compute-sanitizer --tool $tool --kernel-name kns=prefill_sm90 python3 sanitize_prefill_sm90.py > "$OUT/san_$tool.txt" 2>&1
     echo "sanitizer $tool rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/san_$tool.txt" | tail -2 | tr '\n' ' ')"
   done
 fi

@@ -14,6 +14,7 @@ for (qo, kv, D, causal, dtype) in [([100], [150], 128, True, torch.bfloat16), ([
     lse = torch.empty(nq, 4, dtype=torch.float32, device=dev)
     qi = torch.tensor([0] + torch.tensor(qo).cumsum(0).tolist(), dtype=torch.int32, device=dev)
     ki = torch.tensor([0] + torch.tensor(kv).cumsum(0).tolist(), dtype=torch.int32, device=dev)
-    run(q, k, v, o, lse, qi, ki, 4, 2, causal, 1 / math.sqrt(D), 0)
-    torch.cuda.synchronize()
+    for variant in (0, 1):
+        run(q, k, v, o, lse, qi, ki, 4, 2, causal, 1 / math.sqrt(D), variant)
+        torch.cuda.synchronize()
 print("sanitize shapes done")

@@ -82,6 +82,15 @@ def cases():
                             causal=c, batched=True))
             out.append(dict(qo=[128] * 5, kv=[127, 128, 129, 1, 500], hq=4, hkv=4, D=D, causal=c, batched=True))
             out.append(dict(qo=[65, 300], kv=[10, 70], hq=4, hkv=2, D=D, causal=c, batched=True))
+    # many work items per persistent block (nt = 0 items interleaved), and long requests with many row tiles
+    rng = random.Random(7)
+    for D in (64, 128, 256):
+        for c in (True, False):
+            ql = [rng.choice([0, 1, 5, 64, 130, 300]) for _ in range(50)]
+            kl = [rng.choice([0, 3, 64, 129, 400]) for _ in range(50)]
+            out.append(dict(qo=ql, kv=kl, hq=16, hkv=4, D=D, causal=c, batched=True))
+        out.append(dict(qo=[2000], kv=[2000], hq=32, hkv=8, D=D, causal=True, batched=False))
+        out.append(dict(qo=[1500, 700], kv=[1600, 700], hq=32, hkv=8, D=D, causal=False, batched=True))
     # strided layouts
     for D in (64, 128, 256):
         out.append(dict(qo=[500], kv=[500], hq=8, hkv=2, D=D, causal=True, batched=False, layout="packed"))

@@ -7,8 +7,14 @@
 // V_{it-1}, rescales O and rounds P_it. Without kOverlap each product is waited for at once (the simple order,
 // kept as a reference schedule).
 // With kPingPong the groups take turns to issue their products (named barriers 1..kConsumers, a token passed
-// round-robin), so one group's softmax runs while the other's products occupy the tensor cores.
-// Every group performs the same number of issue turns (n_tiles + 1), so the token passing stays balanced.
+// round-robin), so one group's softmax runs while the other's products occupy the tensor cores. Every group takes
+// the same number of turns per item (n_tiles + 1), so the token runs on across the items of a persistent block:
+// the kernel hands group 0 the first turn (pingpong_start) and group 0 takes back the last token (pingpong_end).
+// Pipeline stages and parities come from the running counters `pipe` (K/V tiles consumed by this block so far)
+// and `q_uses` (items with keys so far), which the producer advances identically. After the last product that
+// reads Q, each warp releases the group's Q space (q_empty) so the producer can load the next item's Q.
+// Output: staged through the group's Q space (one item per block), or stored straight from the accumulators
+// (kDirectStore, persistent blocks, where the Q space already holds the next item's rows).
 #pragma once
 
 #include <math_constants.h>
@@ -23,14 +29,22 @@
 namespace fi4j {
 namespace hopper {
 
-struct Schedule {
-  bool overlap;
-  bool pingpong;
-};
+template <class Tile, bool kPingPong>
+__device__ __forceinline__ void pingpong_start(int group) {
+  if constexpr (kPingPong) {
+    if (group == Tile::kConsumers - 1) named_arrive(1, 256);
+  }
+}
+template <class Tile, bool kPingPong>
+__device__ __forceinline__ void pingpong_end(int group) {
+  if constexpr (kPingPong) {
+    if (group == 0) named_sync(1, 256);
+  }
+}
 
-template <typename T, class Tile, bool kOverlap, bool kPingPong>
-__device__ __forceinline__ void consumer_loop(const PrefillSm90KernelParams& p, const BlockWork& w, uint32_t base,
-                                              int group) {
+template <typename T, class Tile, bool kOverlap, bool kPingPong, bool kDirectStore>
+__device__ __forceinline__ void consumer_item(const PrefillSm90KernelParams& p, const BlockWork& w, uint32_t base,
+                                              int group, int& pipe, int& q_uses) {
   using L = SmemLayout<Tile>;
   constexpr int D = Tile::D;
   constexpr int kN = Tile::kN;
@@ -65,11 +79,11 @@ __device__ __forceinline__ void consumer_loop(const PrefillSm90KernelParams& p, 
   auto turn_begin = [&]() {
     if constexpr (kPingPong) named_sync(1 + group, 256);
   };
-  auto turn_end = [&](bool last) {
-    if constexpr (kPingPong) {
-      if (!(last && group == kG - 1)) named_arrive(1 + (group + 1) % kG, 256);
-    }
+  auto turn_end = [&](bool) {
+    if constexpr (kPingPong) named_arrive(1 + (group + 1) % kG, 256);
   };
+  auto stage = [&](int it) { return (pipe + it) % S; };
+  auto parity = [&](int it) { return static_cast<uint32_t>(((pipe + it) / S) & 1); };
   auto release = [&](int bar_index) {
     if (lane == 0) mbar_arrive(L::bar(base, bar_index));
   };
@@ -123,41 +137,40 @@ __device__ __forceinline__ void consumer_loop(const PrefillSm90KernelParams& p, 
   };
 
   if (nt > 0) {
-    if constexpr (kPingPong) {
-      if (group == kG - 1) named_arrive(1, 256);  // the first turn goes to group 0
-    }
-    mbar_wait(L::bar(base, L::kQFull + group), 0);
+    mbar_wait(L::bar(base, L::kQFull + group), q_uses & 1);
     float f[2];
     if constexpr (kOverlap) {
       // turn 0: S_0
       turn_begin();
-      mbar_wait(L::bar(base, L::kKFull + 0), 0);
+      mbar_wait(L::bar(base, L::kKFull + stage(0)), parity(0));
       wgmma_fence();
-      issue_s(0);
+      issue_s(stage(0));
       wgmma_commit();
       turn_end(false);
       wgmma_wait<0>();
       fence_regs(s);
-      release(L::kKEmpty + 0);
+      release(L::kKEmpty + stage(0));
+      if (nt == 1) release(L::kQEmpty + group);
       mask(nt - 1);
       sm.update(s, c, f);
       to_p();
 #pragma unroll 1
       for (int it = 1; it < nt; ++it) {
-        const int st = it % S;
-        const int pst = (it - 1) % S;
+        const int st = stage(it);
+        const int pst = stage(it - 1);
         turn_begin();
-        mbar_wait(L::bar(base, L::kKFull + st), (it / S) & 1);
+        mbar_wait(L::bar(base, L::kKFull + st), parity(it));
         wgmma_fence();
         issue_s(st);
         wgmma_commit();
-        mbar_wait(L::bar(base, L::kVFull + pst), ((it - 1) / S) & 1);
+        mbar_wait(L::bar(base, L::kVFull + pst), parity(it - 1));
         issue_pv(pst, it > 1);
         wgmma_commit();
         turn_end(false);
         wgmma_wait<1>();
         fence_regs(s);
         release(L::kKEmpty + st);
+        if (it == nt - 1) release(L::kQEmpty + group);
         mask(nt - 1 - it);
         sm.update(s, c, f);
         wgmma_wait<0>();
@@ -168,9 +181,9 @@ __device__ __forceinline__ void consumer_loop(const PrefillSm90KernelParams& p, 
         to_p();
       }
       // last turn: P_{nt-1} V_{nt-1}
-      const int pst = (nt - 1) % S;
+      const int pst = stage(nt - 1);
       turn_begin();
-      mbar_wait(L::bar(base, L::kVFull + pst), ((nt - 1) / S) & 1);
+      mbar_wait(L::bar(base, L::kVFull + pst), parity(nt - 1));
       wgmma_fence();
       issue_pv(pst, nt > 1);
       wgmma_commit();
@@ -182,17 +195,17 @@ __device__ __forceinline__ void consumer_loop(const PrefillSm90KernelParams& p, 
       // Simple order; the same n_tiles + 1 turns (S_0 alone, then P V of tile it-1 with S of tile it).
 #pragma unroll 1
       for (int it = 0; it <= nt; ++it) {
-        const int st = it % S;
-        const int pst = (it - 1 + S) % S;
+        const int st = stage(it);
+        const int pst = it > 0 ? stage(it - 1) : 0;
         turn_begin();
         if (it > 0) {
-          mbar_wait(L::bar(base, L::kVFull + pst), ((it - 1) / S) & 1);
+          mbar_wait(L::bar(base, L::kVFull + pst), parity(it - 1));
           wgmma_fence();
           issue_pv(pst, it > 1);
           wgmma_commit();
         }
         if (it < nt) {
-          mbar_wait(L::bar(base, L::kKFull + st), (it / S) & 1);
+          mbar_wait(L::bar(base, L::kKFull + st), parity(it));
           wgmma_fence();
           issue_s(st);
           wgmma_commit();
@@ -205,6 +218,7 @@ __device__ __forceinline__ void consumer_loop(const PrefillSm90KernelParams& p, 
         if (it > 0) release(L::kVEmpty + pst);
         if (it < nt) {
           release(L::kKEmpty + st);
+          if (it == nt - 1) release(L::kQEmpty + group);
           mask(nt - 1 - it);
           sm.update(s, c, f);
           rescale(f);
@@ -214,9 +228,16 @@ __device__ __forceinline__ void consumer_loop(const PrefillSm90KernelParams& p, 
     }
   }
 
+  if (nt > 0) {
+    pipe += nt;
+    ++q_uses;
+  }
   float inv[2], lse[2];
   sm.finish(c, inv, lse);
-  store_output<T, D>(p, w, group_row0, tid, q_smem, 1 + kG + group, o, inv, lse);
+  if constexpr (kDirectStore)
+    store_output_direct<T, D>(p, w, row0, o, inv, lse);
+  else
+    store_output<T, D>(p, w, group_row0, tid, q_smem, 1 + kG + group, o, inv, lse);
 }
 
 }  // namespace hopper

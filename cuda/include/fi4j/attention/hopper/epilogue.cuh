@@ -2,6 +2,10 @@
 // in shared memory (free once its last S = Q K^T has completed) and written to global memory as 16-byte rows,
 // coalesced, only for rows that belong to the request. LSE by the first lane of each quad.
 //
+// store_output_direct (persistent blocks, whose Q space is already refilled for the next item): each lane writes
+// its two-element pieces straight from the accumulators (a warp instruction covers 8 rows x 16 bytes; the halves
+// of each 32-byte sector come from the neighbouring n8 block, merged in L2).
+//
 // Staging layout: [64 rows][D] of T, the 16-byte unit u of row r stored at unit (u & ~7) | ((u ^ r) & 7): the
 // fragment writes (8 rows x 4 words per warp instruction) and the 16-byte reads are both free of bank conflicts.
 #pragma once
@@ -72,6 +76,24 @@ __device__ __forceinline__ void store_output(const PrefillSm90KernelParams& p, c
     T* dst = out + static_cast<int64_t>(w.q_start + group_row0 + row) * p.o_stride_n +
              static_cast<int64_t>(w.head) * p.o_stride_h + u * 8;
     *reinterpret_cast<uint4*>(dst) = v;
+  }
+}
+
+template <typename T, int D>
+__device__ __forceinline__ void store_output_direct(const PrefillSm90KernelParams& p, const BlockWork& w, int row0,
+                                                    float (&o)[D / 2], const float (&inv)[2], const float (&lse)[2]) {
+  const int t = threadIdx.x % 4;
+  T* const out = static_cast<T*>(p.o);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = row0 + 8 * r;
+    if (row >= w.qo_len) continue;
+    T* const dst = out + static_cast<int64_t>(w.q_start + row) * p.o_stride_n +
+                   static_cast<int64_t>(w.head) * p.o_stride_h + 2 * t;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j)
+      *reinterpret_cast<uint32_t*>(dst + 8 * j) = pack2<T>(o[4 * j + 2 * r] * inv[r], o[4 * j + 2 * r + 1] * inv[r]);
+    if (p.lse != nullptr && t == 0) p.lse[static_cast<int64_t>(w.q_start + row) * p.num_qo_heads + w.head] = lse[r];
   }
 }
 

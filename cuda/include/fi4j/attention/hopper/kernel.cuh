@@ -1,6 +1,9 @@
 // The Hopper prefill kernel: warp-specialised, TMA-fed, wgmma-based attention over a ragged batch.
 // Block = 1 producer warp group + Tile::kConsumers consumer warp groups (see tile.cuh, producer.cuh,
-// consumer.cuh); grid and block work: scheduler.cuh. Launch: launch.cuh.
+// consumer.cuh); work items and their order: scheduler.cuh. Launch: launch.cuh.
+//   kPersistent = false: one block per work item (grid num_qo_heads x slots).
+//   kPersistent = true: one block per SM walks items blockIdx.x, blockIdx.x + gridDim.x, ...; its pipelines and
+//     the consumers' ping-pong token run on across items, so one item's output overlaps the next one's loads.
 #pragma once
 
 #include "fi4j/attention/hopper/consumer.cuh"
@@ -12,7 +15,7 @@
 namespace fi4j {
 namespace hopper {
 
-template <typename T, class Tile, bool kOverlap, bool kPingPong>
+template <typename T, class Tile, bool kOverlap, bool kPingPong, bool kPersistent>
 __global__ void __launch_bounds__(Tile::kThreads, 1)
     prefill_sm90_kernel(const __grid_constant__ PrefillSm90KernelParams p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -21,11 +24,21 @@ __global__ void __launch_bounds__(Tile::kThreads, 1)
   const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
 
   BlockWork w;
-  if (!make_block_work<Tile::kRows, Tile::kN>(p, w)) return;  // block-uniform
+  int item = 0;
+  const int heads = p.num_qo_heads;
+  if constexpr (kPersistent) {
+    item = blockIdx.x;
+    if (!make_block_work<Tile::kRows, Tile::kN>(p, item % heads, item / heads, w)) return;  // block-uniform
+  } else {
+    if (!make_block_work<Tile::kRows, Tile::kN>(p, blockIdx.x, blockIdx.y, w)) return;
+  }
 
   if (threadIdx.x == 0) {
 #pragma unroll
-    for (int g = 0; g < Tile::kConsumers; ++g) mbar_init(L::bar(base, L::kQFull + g), 1);
+    for (int g = 0; g < Tile::kConsumers; ++g) {
+      mbar_init(L::bar(base, L::kQFull + g), 1);
+      mbar_init(L::bar(base, L::kQEmpty + g), 4);  // one arrival per warp of the group
+    }
 #pragma unroll
     for (int s = 0; s < Tile::kStages; ++s) {
       mbar_init(L::bar(base, L::kKFull + s), 1);
@@ -40,13 +53,30 @@ __global__ void __launch_bounds__(Tile::kThreads, 1)
   }
   __syncthreads();
 
+  int pipe = 0, q_uses = 0;
   const int wg = threadIdx.x / 128;
   if (wg == 0) {
     regs_release<Tile::kProducerRegs>();
-    if (threadIdx.x == 0) producer_loop<Tile>(p, w, base);
+    if (threadIdx.x == 0) {
+      while (true) {
+        producer_item<Tile>(p, w, base, pipe, q_uses);
+        if constexpr (!kPersistent) break;
+        item += gridDim.x;
+        if (!make_block_work<Tile::kRows, Tile::kN>(p, item % heads, item / heads, w)) break;
+      }
+      producer_drain<Tile>(base, pipe, q_uses);
+    }
   } else {
     regs_acquire<Tile::kConsumerRegs>();
-    consumer_loop<T, Tile, kOverlap, kPingPong>(p, w, base, wg - 1);
+    const int group = wg - 1;
+    pingpong_start<Tile, kPingPong>(group);
+    while (true) {
+      consumer_item<T, Tile, kOverlap, kPingPong, kPersistent>(p, w, base, group, pipe, q_uses);
+      if constexpr (!kPersistent) break;
+      item += gridDim.x;
+      if (!make_block_work<Tile::kRows, Tile::kN>(p, item % heads, item / heads, w)) break;
+    }
+    pingpong_end<Tile, kPingPong>(group);
   }
 #endif
 }

@@ -66,7 +66,19 @@ constexpr int prefill_sm90_smem_bytes() {
   return SmemLayout<Tile>::kAllocBytes;
 }
 
-template <typename T, class Tile, bool kOverlap = true, bool kPingPong = true>
+/// Multiprocessors of the current device (cached per device ordinal).
+inline int sm_count() {
+  static int cached[64] = {0};
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0) return 0;
+  if (dev < 64 && cached[dev] > 0) return cached[dev];
+  int n = 0;
+  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) return 0;
+  if (dev < 64) cached[dev] = n;
+  return n;
+}
+
+template <typename T, class Tile, bool kOverlap = true, bool kPingPong = true, bool kPersistent = true>
 cudaError_t prefill_sm90_launch(const PrefillSm90Args& a, cudaStream_t stream) {
   constexpr int D = Tile::D;
   if (a.nnz_qo < 0 || a.nnz_kv < 0 || a.num_qo_heads <= 0 || a.num_kv_heads <= 0 ||
@@ -109,10 +121,16 @@ cudaError_t prefill_sm90_launch(const PrefillSm90Args& a, cudaStream_t stream) {
 
   const long long tiles =
       (static_cast<long long>(a.nnz_qo) + Tile::kRows - 1) / Tile::kRows + (batched ? a.batch_size : 0);
-  if (tiles > 65535 || a.num_qo_heads > 2147483647) return cudaErrorInvalidValue;
-  const dim3 grid(a.num_qo_heads, static_cast<unsigned>(tiles));
+  const long long items = tiles * a.num_qo_heads;
+  if (tiles > 65535 || items > 2147483647LL) return cudaErrorInvalidValue;
+  dim3 grid(a.num_qo_heads, static_cast<unsigned>(tiles));
+  if (kPersistent) {
+    const int sms = sm_count();
+    if (sms <= 0) return cudaErrorInvalidDevice;
+    grid = dim3(static_cast<unsigned>(items < sms ? items : sms));
+  }
   constexpr int smem = prefill_sm90_smem_bytes<Tile>();
-  auto kernel = prefill_sm90_kernel<T, Tile, kOverlap, kPingPong>;
+  auto kernel = prefill_sm90_kernel<T, Tile, kOverlap, kPingPong, kPersistent>;
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
   kernel<<<grid, Tile::kThreads, smem, stream>>>(p);

@@ -1,10 +1,12 @@
 // The producer warp group's work: one thread issues every bulk tensor copy of the block.
-//   Q: per consumer group its 64 rows, kPanels copies of [64 rows][64 columns], completing on q_full[group]
-//      (loaded once; the consumers later reuse that space for the output tile).
+//   Q: per consumer group its 64 rows, kPanels copies of [64 rows][64 columns], completing on q_full[group], once
+//      the group has released the previous item's Q (q_empty[group], one arrival per consumer warp).
 //   K, V: for the key tiles in the consumers' order (last first), into stage it % kStages after the consumers
 //      released it (k_empty / v_empty, one arrival per consumer warp), completing on k_full / v_full.
-// At the end the thread waits until the consumers have released every stage, so no copy is still in flight when
-// the producer retires.
+// The pipeline position (`pipe`: tiles issued so far) and the Q use count (`q_uses`: items with keys so far) run
+// on across the items of a persistent block, so the next item's Q and first tiles load while the consumers are
+// still finishing the last one. At the end, drain() waits until the consumers have released every stage and Q,
+// so no copy is in flight when the producer retires.
 #pragma once
 
 #include "fi4j/attention/hopper/ptx.cuh"
@@ -15,7 +17,8 @@ namespace fi4j {
 namespace hopper {
 
 template <class Tile>
-__device__ __forceinline__ void producer_loop(const PrefillSm90KernelParams& p, const BlockWork& w, uint32_t base) {
+__device__ __forceinline__ void producer_item(const PrefillSm90KernelParams& p, const BlockWork& w, uint32_t base,
+                                              int& pipe, int& q_uses) {
   using L = SmemLayout<Tile>;
   constexpr int kN = Tile::kN;
   constexpr int S = Tile::kStages;
@@ -26,6 +29,7 @@ __device__ __forceinline__ void producer_loop(const PrefillSm90KernelParams& p, 
 
 #pragma unroll
   for (int g = 0; g < Tile::kConsumers; ++g) {
+    mbar_wait(L::bar(base, L::kQEmpty + g), (q_uses & 1) ^ 1);
     const uint32_t bar = L::bar(base, L::kQFull + g);
     mbar_arrive_expect_tx(bar, kQBytes);
 #pragma unroll
@@ -33,12 +37,13 @@ __device__ __forceinline__ void producer_loop(const PrefillSm90KernelParams& p, 
       tma_load_3d(base + L::kQ + g * L::kQGroupBytes + c * L::kQPanelBytes, &p.tma_q, bar, 64 * c, w.head,
                   w.q_start + w.m0 + 64 * g);
   }
+  ++q_uses;
 
 #pragma unroll 1
   for (int it = 0; it < nt; ++it) {
     const int nb = nt - 1 - it;
-    const int st = it % S;
-    const uint32_t ph = (it / S) & 1;
+    const int st = (pipe + it) % S;
+    const uint32_t ph = ((pipe + it) / S) & 1;
     const int row = w.kv_start + nb * kN;
     {
       mbar_wait(L::bar(base, L::kKEmpty + st), ph ^ 1);
@@ -59,15 +64,23 @@ __device__ __forceinline__ void producer_loop(const PrefillSm90KernelParams& p, 
                     row);
     }
   }
+  pipe += nt;
+}
 
-  // Drain: the last use of every stage has been released.
+/// Waits for the release of the last use of every stage and of each group's Q.
+template <class Tile>
+__device__ __forceinline__ void producer_drain(uint32_t base, int pipe, int q_uses) {
+  using L = SmemLayout<Tile>;
+  constexpr int S = Tile::kStages;
 #pragma unroll 1
-  for (int it = nt; it < nt + S; ++it) {
+  for (int it = pipe; it < pipe + S; ++it) {
     const int st = it % S;
     const uint32_t ph = (it / S) & 1;
     mbar_wait(L::bar(base, L::kKEmpty + st), ph ^ 1);
     mbar_wait(L::bar(base, L::kVEmpty + st), ph ^ 1);
   }
+#pragma unroll
+  for (int g = 0; g < Tile::kConsumers; ++g) mbar_wait(L::bar(base, L::kQEmpty + g), (q_uses & 1) ^ 1);
 }
 
 }  // namespace hopper

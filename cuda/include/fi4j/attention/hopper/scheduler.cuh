@@ -1,8 +1,10 @@
-// Which work a block does: grid (num_qo_heads, row tiles), blockIdx.x = query head (so the heads sharing a KV head
-// run side by side and share its K/V through L2), blockIdx.y = a row tile of kRows query rows of one request.
-// Tiles are numbered request by request, and within a request from the last (the most keys under a causal mask)
-// to the first, so the longest blocks start in the first wave. grid.y is an upper bound (ceil(nnz_qo / kRows) +
-// batch_size): surplus blocks find no tile and exit.
+// Which work a block does. A work item is (query head, row-tile slot y): kRows query rows of one request against
+// that head. Row-tile slots are numbered request by request, and within a request from the last tile (the most
+// keys under a causal mask) to the first; items are ordered slot-major, head-minor (item = y * num_qo_heads +
+// head), so the heads sharing a KV head run side by side (K/V shared through L2) and the longest items come first.
+// The slot count is an upper bound (ceil(nnz_qo / kRows) + batch_size): surplus slots find no tile.
+//   One block per item: grid (num_qo_heads, slots), blockIdx.x = head, blockIdx.y = y.
+//   Persistent: grid (min(#SMs, items)); block c takes items c, c + gridDim.x, ... until a slot finds no tile.
 #pragma once
 
 #include <stdint.h>
@@ -62,10 +64,10 @@ __device__ __forceinline__ bool find_row_tile(const PrefillSm90KernelParams& p, 
 }
 
 template <int kRows, int kN>
-__device__ __forceinline__ bool make_block_work(const PrefillSm90KernelParams& p, BlockWork& w) {
+__device__ __forceinline__ bool make_block_work(const PrefillSm90KernelParams& p, int head, int y, BlockWork& w) {
   int b, tile;
-  if (!find_row_tile<kRows>(p, static_cast<int>(blockIdx.y), b, tile)) return false;
-  w.head = blockIdx.x;
+  if (!find_row_tile<kRows>(p, y, b, tile)) return false;
+  w.head = head;
   w.kv_head = w.head / p.group;
   if (p.qo_indptr != nullptr) {
     w.q_start = __ldg(p.qo_indptr + b);

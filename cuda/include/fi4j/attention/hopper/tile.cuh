@@ -60,7 +60,8 @@ struct SmemLayout {
   static constexpr int kBars = kV + Tile::kStages * kKvStageBytes;
   // barrier indices (8 bytes each)
   static constexpr int kQFull = 0;                               // [kConsumers]
-  static constexpr int kKFull = kQFull + Tile::kConsumers;       // [kStages]
+  static constexpr int kQEmpty = kQFull + Tile::kConsumers;      // [kConsumers]
+  static constexpr int kKFull = kQEmpty + Tile::kConsumers;      // [kStages]
   static constexpr int kVFull = kKFull + Tile::kStages;          // [kStages]
   static constexpr int kKEmpty = kVFull + Tile::kStages;         // [kStages]
   static constexpr int kVEmpty = kKEmpty + Tile::kStages;        // [kStages]
