@@ -2,8 +2,11 @@
 // Block = 1 producer warp group + Tile::kConsumers consumer warp groups (see tile.cuh, producer.cuh,
 // consumer.cuh); work items and their order: scheduler.cuh. Launch: launch.cuh.
 //   kPersistent = false: one block per work item (grid num_qo_heads x slots).
-//   kPersistent = true: one block per SM walks items blockIdx.x, blockIdx.x + gridDim.x, ...; its pipelines and
-//     the consumers' ping-pong token run on across items, so one item's output overlaps the next one's loads.
+//   kPersistent = true: one block per SM walks the items in rounds of gridDim.x, snake order (round k takes item
+//     k * gridDim.x + blockIdx.x for even k, k * gridDim.x + gridDim.x - 1 - blockIdx.x for odd k, so that no block
+//     keeps the heavier end of every round); its pipelines and the consumers' ping-pong token run on across items,
+//     so one item's output overlaps the next one's loads.
+// The item scan (scheduler.cuh) is warp-collective: the producer's whole first warp runs it, lane 0 issues copies.
 #pragma once
 
 #include "fi4j/attention/hopper/consumer.cuh"
@@ -24,10 +27,14 @@ __global__ void __launch_bounds__(Tile::kThreads, 1)
   const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
 
   BlockWork w;
-  int item = 0;
+  int round = 0;
   const int heads = p.num_qo_heads;
+  auto item_of = [&](int k) {
+    return k * static_cast<int>(gridDim.x) +
+           ((k & 1) ? static_cast<int>(gridDim.x - 1 - blockIdx.x) : static_cast<int>(blockIdx.x));
+  };
   if constexpr (kPersistent) {
-    item = blockIdx.x;
+    const int item = item_of(0);
     if (!make_block_work<Tile::kRows, Tile::kN>(p, item % heads, item / heads, w)) return;  // block-uniform
   } else {
     if (!make_block_work<Tile::kRows, Tile::kN>(p, blockIdx.x, blockIdx.y, w)) return;
@@ -57,14 +64,15 @@ __global__ void __launch_bounds__(Tile::kThreads, 1)
   const int wg = threadIdx.x / 128;
   if (wg == 0) {
     regs_release<Tile::kProducerRegs>();
-    if (threadIdx.x == 0) {
+    if (threadIdx.x < 32) {  // all 32 lanes: the item scan is warp-collective
       while (true) {
-        producer_item<Tile>(p, w, base, pipe, q_uses);
+        if (threadIdx.x == 0) producer_item<Tile>(p, w, base, pipe, q_uses);
+        __syncwarp();
         if constexpr (!kPersistent) break;
-        item += gridDim.x;
+        const int item = item_of(++round);
         if (!make_block_work<Tile::kRows, Tile::kN>(p, item % heads, item / heads, w)) break;
       }
-      producer_drain<Tile>(base, pipe, q_uses);
+      if (threadIdx.x == 0) producer_drain<Tile>(base, pipe, q_uses);
     }
   } else {
     regs_acquire<Tile::kConsumerRegs>();
@@ -73,7 +81,7 @@ __global__ void __launch_bounds__(Tile::kThreads, 1)
     while (true) {
       consumer_item<T, Tile, kOverlap, kPingPong, kPersistent>(p, w, base, group, pipe, q_uses);
       if constexpr (!kPersistent) break;
-      item += gridDim.x;
+      const int item = item_of(++round);
       if (!make_block_work<Tile::kRows, Tile::kN>(p, item % heads, item / heads, w)) break;
     }
     pingpong_end<Tile, kPingPong>(group);

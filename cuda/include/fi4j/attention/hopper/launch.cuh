@@ -78,7 +78,9 @@ inline int sm_count() {
   return n;
 }
 
-template <typename T, class Tile, bool kOverlap = true, bool kPingPong = true, bool kPersistent = true>
+/// kPersistent defaults to false: the one-block-per-item schedule is the one swept on the GPU; the persistent one
+/// is faster on long single requests (run 2) but its multi-request fix awaits a GPU run (NOTES.md).
+template <typename T, class Tile, bool kOverlap = true, bool kPingPong = true, bool kPersistent = false>
 cudaError_t prefill_sm90_launch(const PrefillSm90Args& a, cudaStream_t stream) {
   constexpr int D = Tile::D;
   if (a.nnz_qo < 0 || a.nnz_kv < 0 || a.num_qo_heads <= 0 || a.num_kv_heads <= 0 ||
