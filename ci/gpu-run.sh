@@ -16,7 +16,7 @@ mkdir -p "$dest"
 export PATH=/usr/local/cuda/bin:$PATH
 steps=("$@")
 [[ ${#steps[@]} -gt 0 ]] || steps=(tests harness demo)
-work=/tmp/fi4j-gpu
+work="${GPU_WORK:-/tmp/fi4j-gpu}"  # another GPU_WORK lets two runs of this script go side by side
 rm -rf "$work" && mkdir -p "$work/out"
 out="$work/out"
 tar xzf "$root/target/gpu-bundle.tar.gz" -C "$work"
