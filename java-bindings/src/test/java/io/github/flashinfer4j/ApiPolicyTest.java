@@ -143,7 +143,21 @@ class ApiPolicyTest {
 
   /** The public top-level and nested classes of the exported packages. */
   private static List<Class<?>> exportedClasses() throws IOException, URISyntaxException {
-    Path root = Paths.get(Tensor.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+    Path location = Paths.get(Tensor.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+    // target/classes in a Maven build, the API jar in the GPU bundle
+    java.nio.file.FileSystem jar = Files.isDirectory(location) ? null
+        : java.nio.file.FileSystems.newFileSystem(location, (ClassLoader) null);
+    Path root = jar == null ? location : jar.getPath("/");
+    try {
+      return exportedClasses(root);
+    } finally {
+      if (jar != null) {
+        jar.close();
+      }
+    }
+  }
+
+  private static List<Class<?>> exportedClasses(Path root) throws IOException {
     List<Class<?>> out = new ArrayList<>();
     for (String pkg : new String[] {"io/github/flashinfer4j", "io/github/flashinfer4j/attention"}) {
       try (java.util.stream.Stream<Path> files = Files.list(root.resolve(pkg))) {
