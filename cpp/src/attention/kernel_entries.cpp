@@ -104,7 +104,7 @@ cudaError_t launch_prefill_kernel(const Kernel& k, const PrefillParams& p, cudaS
 
 void fill_kernel_info(const Kernel& k, const jit::PrepareInfo& info, fi4j_kernel_prepare_info* out) {
   fi4j_kernel_prepare_info r{};
-  r.route = k.route == Route::Jit ? FI4J_ROUTE_JIT : k.route == Route::Aot ? FI4J_ROUTE_AOT : FI4J_ROUTE_CPU;
+  r.route = route_code(k.route);
   if (k.route == Route::Jit) {
     r.origin = info.origin == jit::KernelCache::Origin::Compiled ? FI4J_JIT_COMPILED
                : info.origin == jit::KernelCache::Origin::Disk   ? FI4J_JIT_DISK

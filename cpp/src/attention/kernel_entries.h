@@ -36,6 +36,11 @@ cudaError_t launch_decode_kernel(const Kernel& k, const DecodeParams& p, cudaStr
 /// Launches a resolved CUDA prefill on the current device.
 cudaError_t launch_prefill_kernel(const Kernel& k, const PrefillParams& p, cudaStream_t stream);
 
+/// The C code of a route (fi4j_kernel_route).
+inline int32_t route_code(Route r) {
+  return r == Route::Jit ? FI4J_ROUTE_JIT : r == Route::Aot ? FI4J_ROUTE_AOT : FI4J_ROUTE_CPU;
+}
+
 /// The C description of a resolved entry and of what resolving it did (info: from the resolve call that may have
 /// compiled or loaded it; a default info for an entry that existed).
 void fill_kernel_info(const Kernel& k, const jit::PrepareInfo& info, fi4j_kernel_prepare_info* out);

@@ -12,7 +12,6 @@
 #include "fi4j/attention/prefill_launch.h"
 #include "fi4j/attention/prefill_params.h"
 #include "attention/checks.h"
-#include "attention/prefill_jit.h"
 #include "attention/kernel_table.h"
 #include "attention/kernel_entries.h"
 #include "core/kernel_registry.h"

@@ -7,8 +7,6 @@
 #include "attention/kernel_table.h"
 #include "flashinfer4j/flashinfer4j.h"
 #include "jit/jit_cache.h"
-#include "attention/decode_jit.h"
-#include "attention/prefill_jit.h"
 #include "jit/nvrtc_loader.h"
 #include "core/status.h"
 
@@ -38,9 +36,6 @@ Route config_route(int device, const fi4j_kernel_config* c) {
   return require_decode_route(!is_cpu(device), c->head_dim, c->path);
 }
 
-int32_t route_code(Route r) {
-  return r == Route::Jit ? FI4J_ROUTE_JIT : r == Route::Aot ? FI4J_ROUTE_AOT : FI4J_ROUTE_CPU;
-}
 }  // namespace
 
 FI4J_API int fi4j_kernel_supported(int device, const fi4j_kernel_config* config, int32_t* route) {

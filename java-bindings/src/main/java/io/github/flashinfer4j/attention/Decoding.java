@@ -41,10 +41,7 @@ final class Decoding {
     if (Jit.aheadOfTime(device, headDim)) {
       return;
     }
-    KernelConfig c = KernelConfig.forPrefill(device, dtype, headDim, options);
-    if (Jit.route(c) == Jit.Route.RUN_TIME_COMPILED) {
-      Jit.prepare(c);
-    }
+    Jit.prepare(KernelConfig.forPrefill(device, dtype, headDim, options));
   }
 
   /** Prepares the decode kernel that a plan or single decode with these arguments needs (a no-op for AOT/CPU). */
@@ -52,9 +49,6 @@ final class Decoding {
     if (Jit.aheadOfTime(device, headDim)) {
       return;
     }
-    KernelConfig c = KernelConfig.forDecode(device, dtype, headDim, options, path);
-    if (Jit.route(c) == Jit.Route.RUN_TIME_COMPILED) {
-      Jit.prepare(c);
-    }
+    Jit.prepare(KernelConfig.forDecode(device, dtype, headDim, options, path));
   }
 }
