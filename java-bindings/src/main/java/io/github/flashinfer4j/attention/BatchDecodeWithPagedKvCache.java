@@ -61,7 +61,19 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
   private final Device device;
   private final PlanWorkspace workspace;
   private final Fi4j.fi4j_decode_args args = new Fi4j.fi4j_decode_args();
+  private final Fi4j.fi4j_paged_kv argsKv = args.kv();  // made once: a member accessor is a JNI call and an object
   private DecodePlan argsPlan;  // the plan whose constants args holds
+  // The operands args holds: a run with the operands of the last one writes no field (each setter is a JNI call,
+  // and about twenty of them were a measurable part of a one-request run()). Only run() writes them, under the lock.
+  private long argsQ;
+  private long argsQStrideN;
+  private long argsQStrideH;
+  private long argsO;
+  private long argsOStrideN;
+  private long argsOStrideH;
+  private long argsLse;
+  private PagedKvCache argsCache;
+  private PageTable argsPageTable;
   // CUDA-graph mode: fixed batch size, work slots and page-table buffers, so captured runs replay any plan
   private final int graphBatch;
   private final int graphSlots;
@@ -436,21 +448,43 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
     }
     // pins keep every buffer of the call alive (a concurrent close or the Cleaner waits for the call)
     try (Native.Pins pins = new Native.Pins()) {
-      args.q(CORE.pointer(q, pins))
-          .q_stride_n(q.stride(0))
-          .q_stride_h(q.stride(1))
-          .o(CORE.pointer(out, pins))
-          .o_stride_n(out.stride(0))
-          .o_stride_h(out.stride(1))
-          .lse(lse == null ? null : CORE.pointer(lse, pins));
+      Pointer qPointer = CORE.pointer(q, pins);
+      Pointer outPointer = CORE.pointer(out, pins);
+      Pointer lsePointer = lse == null ? null : CORE.pointer(lse, pins);
+      if (q.address() != argsQ || q.stride(0) != argsQStrideN || q.stride(1) != argsQStrideH) {
+        args.q(qPointer).q_stride_n(q.stride(0)).q_stride_h(q.stride(1));
+        argsQ = q.address();
+        argsQStrideN = q.stride(0);
+        argsQStrideH = q.stride(1);
+      }
+      if (out.address() != argsO || out.stride(0) != argsOStrideN || out.stride(1) != argsOStrideH) {
+        args.o(outPointer).o_stride_n(out.stride(0)).o_stride_h(out.stride(1));
+        argsO = out.address();
+        argsOStrideN = out.stride(0);
+        argsOStrideH = out.stride(1);
+      }
+      long lseAddress = lse == null ? 0 : lse.address();
+      if (lseAddress != argsLse) {
+        args.lse(lsePointer);
+        argsLse = lseAddress;
+      }
       CORE.pointer(workspace.tensor, pins);
-      cache.fill(args.kv(), pins);
+      // a cache and a page table are immutable once made: the same object writes the same fields
+      if (cache != argsCache) {
+        cache.fill(argsKv, pins);
+        argsCache = cache;
+      } else {
+        cache.pin(pins);
+      }
       if (graphBatch > 0) {
         CORE.pointer(graphIndptr, pins);
         CORE.pointer(graphIndices, pins);
         CORE.pointer(graphLastPageLen, pins);
+      } else if (plan.pageTable != argsPageTable) {
+        plan.pageTable.fill(argsKv, pins);
+        argsPageTable = plan.pageTable;
       } else {
-        plan.pageTable.fill(args.kv(), pins);
+        plan.pageTable.pin(pins);
       }
       Native.check(Fi4j.fi4j_batch_decode(CORE.code(device), args,
           stream == null ? null : CORE.pointer(stream, pins)));
@@ -469,13 +503,14 @@ public final class BatchDecodeWithPagedKvCache implements AutoCloseable {
         .kernel(plan.kernel);
     Decoding.fillOptions(args.options(), plan.options);
     if (graphBatch > 0) {
-      plan.pageTable.fill(args.kv());
-      args.kv()
+      plan.pageTable.fill(argsKv);
+      argsKv
           .kv_indptr(CORE.pointer(graphIndptr))
           .kv_indices(CORE.pointer(graphIndices))
           .kv_last_page_len(CORE.pointer(graphLastPageLen));
     }
     argsPlan = plan;
+    argsPageTable = null;  // graph mode wrote the plan's sizes beside the wrapper's buffers
   }
 
   /** Whether run() would accept {@code plan} now (see {@link DecodePlan#isValid()}). */

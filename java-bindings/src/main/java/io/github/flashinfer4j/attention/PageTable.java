@@ -324,6 +324,12 @@ public final class PageTable implements AutoCloseable {
         .num_indices(indices.length);
   }
 
+  /** Pins the device copy until {@code pins} close, for a descriptor that {@link #fill} wrote before. */
+  void pin(Native.Pins pins) {
+    checkOpen();
+    CORE.pointer(dIndptr, pins);
+  }
+
   /**
    * Whether the table can still be used; safe to call from any thread.
    *

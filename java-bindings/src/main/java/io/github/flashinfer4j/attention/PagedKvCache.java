@@ -290,6 +290,13 @@ public final class PagedKvCache implements AutoCloseable {
     fillShape(kv.k(CORE.pointer(k, pins)).v(CORE.pointer(v, pins)));
   }
 
+  /** Pins K and V until {@code pins} close, for a descriptor that {@link #fill} wrote before. */
+  void pin(Native.Pins pins) {
+    checkOpen();
+    CORE.pointer(k, pins);
+    CORE.pointer(v, pins);
+  }
+
   private void fillShape(Fi4j.fi4j_paged_kv kv) {
     kv.page_stride(pageStride)
         .token_stride(tokenStride)
